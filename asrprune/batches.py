@@ -1,0 +1,100 @@
+"""From a dataset Parquet file to model-ready batches: log-Mel features, decoder inputs and labels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Batch:
+    """One batch of utterances; `labels` is IGNORE_INDEX wherever a position must not enter the loss."""
+
+    ids: list[str]
+    texts: list[str]
+    durations: list[float]
+    input_features: torch.Tensor  # [B, n_mels, 3000]
+    decoder_input_ids: torch.Tensor | None = None  # [B, T]
+    labels: torch.Tensor | None = None  # [B, T]
+
+
+def read_split(path: str | Path, max_utts: int | None = None) -> pd.DataFrame:
+    """Read a dataset Parquet file (see docs/contracts.md), optionally its first `max_utts` rows by id."""
+    df = pd.read_parquet(path)
+    missing = {"id", "audio", "text", "duration_s"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: missing columns {sorted(missing)}; expected the dataset contract of docs/contracts.md")
+    df = df.sort_values("id", kind="stable").reset_index(drop=True)
+    return df if max_utts is None else df.head(max_utts)
+
+
+def log_mel(feature_extractor, audios: list[np.ndarray]) -> torch.Tensor:
+    """Whisper's 30 s log-Mel features for a list of 16 kHz mono float arrays."""
+    out = feature_extractor(audios, sampling_rate=16000, return_tensors="pt")
+    return out.input_features
+
+
+def encode_targets(
+    tokenizer, texts: list[str], prompt_ids: list[int], eos_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-forcing inputs and labels for `prompt + text + eos`.
+
+    The decoder reads `prompt + text` and predicts `text + eos`: the forced prompt
+    (start-of-transcript, language, task, no-timestamps) is never a label, because at decoding
+    time those tokens are given, not predicted; padding is never a label either.
+    """
+    seqs = [prompt_ids + tokenizer.encode(" " + t.strip(), add_special_tokens=False) + [eos_id] for t in texts]
+    width = max(len(s) for s in seqs) - 1
+    inputs = torch.full((len(seqs), width), eos_id, dtype=torch.long)
+    labels = torch.full((len(seqs), width), IGNORE_INDEX, dtype=torch.long)
+    n_prompt = len(prompt_ids)
+    for i, s in enumerate(seqs):
+        inputs[i, : len(s) - 1] = torch.tensor(s[:-1])
+        labels[i, n_prompt - 1 : len(s) - 1] = torch.tensor(s[n_prompt:])
+    return inputs, labels
+
+
+def iter_batches(
+    df: pd.DataFrame,
+    processor,
+    batch_size: int,
+    *,
+    prompt_ids: list[int] | None = None,
+    eos_id: int | None = None,
+    sort_by_length: bool = True,
+) -> Iterator[Batch]:
+    """Yield batches of `df`; longest first when sorting (fewer padded decoder steps, OOM early).
+
+    With `prompt_ids` and `eos_id` the batches carry decoder inputs and labels for a loss.
+    """
+    from asrprune.audio import decode_audio
+
+    order = (
+        df.sort_values(["duration_s", "id"], ascending=[False, True], kind="stable").index
+        if sort_by_length
+        else df.index
+    )
+    rows = df.loc[order]
+    for start in range(0, len(rows), batch_size):
+        chunk = rows.iloc[start : start + batch_size]
+        audios = [decode_audio(a, name=i) for a, i in zip(chunk["audio"], chunk["id"])]
+        batch = Batch(
+            ids=list(chunk["id"]),
+            texts=list(chunk["text"]),
+            durations=[float(d) for d in chunk["duration_s"]],
+            input_features=log_mel(processor.feature_extractor, audios),
+        )
+        if prompt_ids is not None:
+            if eos_id is None:
+                raise ValueError("encode_targets needs eos_id together with prompt_ids")
+            batch.decoder_input_ids, batch.labels = encode_targets(
+                processor.tokenizer, batch.texts, prompt_ids, eos_id
+            )
+        yield batch
