@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both bring the environment up
+# first (idempotent, quick once done).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+CORES ?= all
+
+.PHONY: setup run test lint format bench clean-results
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml envs/debian-packages.txt envs/install-debian.sh
+	bash envs/install-debian.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first: the CPU wheel; a bare `torch` would pull a CUDA build of several GB
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: setup
+	$(BIN)/snakemake --cores $(CORES)
+	@echo "WER table: results/tables/wer.parquet (CSV twin: results/tables/wer.csv)"
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile rules/
+
+format: setup
+	$(BIN)/snakefmt Snakefile rules/
+
+bench: setup
+	$(BIN)/python bench/bench_fisher.py
+
+clean-results:
+	rm -rf results/* .snakemake

@@ -1,0 +1,22 @@
+# asrprune: find where Whisper can be pruned, prune it in one shot, and measure the word error rate.
+#   prepare (model, data) -> sensitivity -> prune (mask sets) -> decode -> score -> aggregate
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/prepare.smk"
+include: "rules/sensitivity.smk"
+include: "rules/prune.smk"
+include: "rules/decode.smk"
+include: "rules/score.smk"
+
+
+rule all:
+    input:
+        get_final_targets(),
+    default_target: True

@@ -1,0 +1,156 @@
+"""Pure-Python planning: which variants, test sets and files a config asks for.
+
+`rules/common.smk` calls only this module, so the whole target assembly is unit-testable
+without Snakemake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from asrprune.components import parse_target
+
+BASELINE = "baseline"
+# Methods whose masks read the sensitivity stage or the calibration audio: only these rerun
+# when the calibration settings change.
+NEEDS_FISHER = {"allocate"}
+NEEDS_CALIB = {"wanda"}
+TARGETLESS = {"global": "all", "allocate": "all"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One pruned (or unpruned) model: a readable id and how it is made."""
+
+    id: str
+    method: str
+    target: str
+    sparsity: int  # requested percent; 0 for the baseline
+
+    @property
+    def needs_fisher(self) -> bool:
+        return self.method in NEEDS_FISHER
+
+    @property
+    def needs_calib(self) -> bool:
+        return self.method in NEEDS_CALIB
+
+
+def variant_id(method: str, target: str, sparsity: int) -> str:
+    """`magnitude-dec_self_attn-s50`, `global-all-s40`, `schedule-paper40`, `baseline`."""
+    if method == BASELINE:
+        return BASELINE
+    if method == "schedule":
+        return f"schedule-{target}"
+    return f"{method}-{target}-s{sparsity}"
+
+
+def variants(config: dict[str, Any]) -> list[Variant]:
+    """Every variant of the grid, the baseline first, without duplicates, in config order."""
+    out = [Variant(BASELINE, BASELINE, "none", 0)]
+    for entry in config["pruning"]["grid"]:
+        method = entry["method"]
+        if method == "schedule":
+            for name in entry["schedules"]:
+                out.append(Variant(variant_id("schedule", name, 0), "schedule", name, 0))
+            continue
+        targets = entry.get("targets") or [TARGETLESS.get(method, "all")]
+        for target in targets:
+            parse_target(target)
+            for sparsity in entry["sparsities"]:
+                out.append(Variant(variant_id(method, target, int(sparsity)), method, target, int(sparsity)))
+    seen: dict[str, Variant] = {}
+    for v in out:
+        seen.setdefault(v.id, v)
+    return list(seen.values())
+
+
+def variant_by_id(config: dict[str, Any], vid: str) -> Variant:
+    """Look a variant id up in the config's grid (a clear error names the unknown id)."""
+    for v in variants(config):
+        if v.id == vid:
+            return v
+    raise ValueError(f"variant {vid!r} is not in the config's pruning grid: expected one of {[v.id for v in variants(config)]}")
+
+
+def evaluation_sets(config: dict[str, Any]) -> list[str]:
+    """Datasets that are decoded and scored."""
+    return [name for name, spec in config["datasets"].items() if spec.get("role", "test") == "test"]
+
+
+def calibration_set(config: dict[str, Any]) -> str:
+    """The dataset the sensitivity stage (and activation-aware methods) read."""
+    return config["calibration"]["dataset"]
+
+
+def dataset_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """A dataset's build spec, with the global `full_data` switch folded in."""
+    spec = dict(config["datasets"][name])
+    spec.pop("role", None)
+    if config.get("full_data", False):
+        spec["full"] = True
+    return spec
+
+
+def decode_targets(config: dict[str, Any], results: str = "results") -> list[str]:
+    """One decode per model × variant × test set."""
+    return [
+        f"{results}/decode/{m}/{v.id}/{d}.parquet"
+        for m in config["models"]
+        for v in variants(config)
+        for d in evaluation_sets(config)
+    ]
+
+
+def final_targets(config: dict[str, Any], results: str = "results") -> list[str]:
+    """Everything `snakemake` with no target builds."""
+    out = [f"{results}/tables/wer.parquet", f"{results}/tables/wer.csv"]
+    for m in config["models"]:
+        out.append(f"{results}/sensitivity/{m}/tensors.parquet")
+        out.append(f"{results}/sensitivity/{m}/predicted.parquet")
+    return out
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A short stable hash of the whole config, recorded with every table row."""
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+RULES_WITH_RESOURCES = (
+    "prepare_model",
+    "prepare_dataset",
+    "sensitivity",
+    "prune",
+    "decode",
+    "score",
+    "aggregate",
+)
+# Rules that may ask for a GPU; pruning and aggregation never do, whatever the config says.
+GPU_RULES = {"sensitivity", "decode"}
+
+
+def rule_resources(config: dict[str, Any], rule: str) -> dict[str, Any]:
+    """SLURM/local resources of one rule: the config's `resources.default` overlaid by its own entry.
+
+    Keys left unset are omitted (Snakemake resources cannot be None); `threads` is returned
+    separately by `rule_threads`.
+    """
+    res = config.get("resources", {})
+    merged = {**res.get("default", {}), **res.get(rule, {})}
+    merged.pop("threads", None)
+    if rule not in GPU_RULES:
+        merged.pop("gpu", None)
+        merged.pop("gpu_model", None)
+    elif not merged.get("gpu"):
+        merged.pop("gpu_model", None)
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+def rule_threads(config: dict[str, Any], rule: str) -> int:
+    """Threads (torch intra-op threads) of one rule."""
+    res = config.get("resources", {})
+    return int({**res.get("default", {}), **res.get(rule, {})}.get("threads", 1))

@@ -1,0 +1,91 @@
+# Validation and target assembly. All logic lives in asrprune.plan / asrprune.config, which unit
+# tests exercise without Snakemake; this file only adapts it.
+import sys
+
+sys.path.insert(0, workflow.basedir)
+
+import copy
+
+from asrprune import plan
+from asrprune.config import ConfigError, load_yaml, validate_config
+
+try:
+    if workflow.overwrite_configfiles:
+        # A --configfile is a complete config: the embedded default is not merged under it
+        # (otherwise config/paper.yaml would inherit the default's offline datasets).
+        for path in workflow.overwrite_configfiles:
+            load_yaml(path)  # refuses duplicate keys, which Snakemake's loader silently merges
+        config.clear()
+        config.update(copy.deepcopy(workflow.config_settings.overwrite_config))
+    validate_config(config)
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    dataset=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    variant=r"[a-z][a-z0-9_.-]*",
+
+
+RESULTS = "results"
+CALIB = plan.calibration_set(config)
+
+
+def get_final_targets():
+    return plan.final_targets(config, RESULTS)
+
+
+def res(rule_name):
+    return plan.rule_resources(config, rule_name)
+
+
+def threads_of(rule_name):
+    return plan.rule_threads(config, rule_name)
+
+
+def get_prepare_dataset_input(wildcards):
+    of = config["datasets"][wildcards.dataset].get("of")
+    return {"of": f"{RESULTS}/data/{of}.parquet"} if of else {}
+
+
+def get_prune_input(wildcards):
+    variant = plan.variant_by_id(config, wildcards.variant)
+    inputs = {"model": f"{RESULTS}/models/{wildcards.model}"}
+    if variant.needs_fisher:
+        inputs["fisher"] = f"{RESULTS}/sensitivity/{wildcards.model}/fisher.safetensors"
+    if variant.needs_calib:
+        inputs["calib"] = f"{RESULTS}/data/{CALIB}.parquet"
+    return inputs
+
+
+def get_prune_params(wildcards):
+    """Only what changes the masks: calibration settings reach the methods that read calibration."""
+    variant = plan.variant_by_id(config, wildcards.variant)
+    params = {"method": variant.method, "target": variant.target, "sparsity": variant.sparsity}
+    params["seed"] = config["pruning"]["seed"]
+    if variant.method == "schedule":
+        params["schedules"] = config["pruning"].get("schedules", {})
+    if variant.needs_calib:
+        calibration = config["calibration"]
+        params["calib_utts"] = calibration["n_utts"]
+        params["batch_size"] = calibration["batch_size"]
+    return params
+
+
+def get_pruned_mask_sets(wildcards):
+    return [
+        f"{RESULTS}/masks/{wildcards.model}/{v.id}"
+        for v in plan.variants(config)
+        if v.id != plan.BASELINE
+    ]
+
+
+def get_all_scores(wildcards):
+    return [p.replace("/decode/", "/scores/") for p in plan.decode_targets(config, RESULTS)]
+
+
+def get_all_mask_sets(wildcards):
+    return [
+        f"{RESULTS}/masks/{m}/{v.id}" for m in config["models"] for v in plan.variants(config)
+    ]

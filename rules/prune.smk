@@ -1,0 +1,33 @@
+rule prune:
+    input:
+        unpack(get_prune_input),
+    output:
+        masks=directory(f"{RESULTS}/masks/{{model}}/{{variant}}"),
+    params:
+        prune=get_prune_params,
+    log:
+        f"{RESULTS}/logs/prune/{{model}}/{{variant}}.log",
+    threads: threads_of("prune")
+    resources:
+        **res("prune"),
+    conda:
+        "../envs/asrprune.yaml"
+    script:
+        "../scripts/prune.py"
+
+
+rule export:
+    input:
+        model=f"{RESULTS}/models/{{model}}",
+        masks=f"{RESULTS}/masks/{{model}}/{{variant}}",
+    output:
+        directory(f"{RESULTS}/export/{{model}}/{{variant}}"),
+    log:
+        f"{RESULTS}/logs/export/{{model}}/{{variant}}.log",
+    threads: threads_of("prune")
+    resources:
+        **res("prune"),
+    conda:
+        "../envs/asrprune.yaml"
+    script:
+        "../scripts/export.py"

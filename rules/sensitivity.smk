@@ -1,0 +1,47 @@
+rule sensitivity:
+    input:
+        model=f"{RESULTS}/models/{{model}}",
+        calib=f"{RESULTS}/data/{CALIB}.parquet",
+    output:
+        tensors=f"{RESULTS}/sensitivity/{{model}}/tensors.parquet",
+        components=f"{RESULTS}/sensitivity/{{model}}/components.parquet",
+        fisher=f"{RESULTS}/sensitivity/{{model}}/fisher.safetensors",
+        heatmap=report(
+            f"{RESULTS}/sensitivity/{{model}}/heatmap.png",
+            caption="../report/heatmap.rst",
+            category="Sensitivity",
+        ),
+        calibration=f"{RESULTS}/sensitivity/{{model}}/calibration.json",
+    params:
+        n_utts=config["calibration"]["n_utts"],
+        batch_size=config["calibration"]["batch_size"],
+        fisher_mode=config["calibration"]["fisher_mode"],
+        label_source=config["calibration"]["label_source"],
+        seed=config["calibration"]["seed"],
+    log:
+        f"{RESULTS}/logs/sensitivity/{{model}}.log",
+    threads: threads_of("sensitivity")
+    resources:
+        **res("sensitivity"),
+    conda:
+        "../envs/asrprune.yaml"
+    script:
+        "../scripts/sensitivity.py"
+
+
+rule predict_damage:
+    input:
+        model=f"{RESULTS}/models/{{model}}",
+        fisher=f"{RESULTS}/sensitivity/{{model}}/fisher.safetensors",
+        masks=get_pruned_mask_sets,
+    output:
+        f"{RESULTS}/sensitivity/{{model}}/predicted.parquet",
+    log:
+        f"{RESULTS}/logs/predict_damage/{{model}}.log",
+    threads: threads_of("prune")
+    resources:
+        **res("prune"),
+    conda:
+        "../envs/asrprune.yaml"
+    script:
+        "../scripts/predict_damage.py"

@@ -1,0 +1,15 @@
+"""Snakemake adapter: decode one test set with one variant (the baseline is an empty mask set)."""
+
+from asrprune.runtime import setup_script
+
+log = setup_script(snakemake.log[0], snakemake.threads)
+
+from asrprune.pipeline import decode_variant  # noqa: E402
+
+decode_variant(
+    model_dir=snakemake.input.model,
+    mask_dir=snakemake.input.masks,
+    data_path=snakemake.input.data,
+    out_path=snakemake.output[0],
+    decoding=snakemake.params.decoding,
+)
