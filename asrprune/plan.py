@@ -16,9 +16,9 @@ from asrprune.components import parse_target
 BASELINE = "baseline"
 # Methods whose masks read the sensitivity stage or the calibration audio: only these rerun
 # when the calibration settings change.
-NEEDS_FISHER = {"allocate"}
+NEEDS_FISHER = {"allocate", "allocate_thirds"}
 NEEDS_CALIB = {"wanda"}
-TARGETLESS = {"global": "all", "allocate": "all"}
+TARGETLESS = {"global": "all", "allocate": "all", "allocate_thirds": "all"}
 
 
 @dataclass(frozen=True)

@@ -65,11 +65,21 @@ def summarize(scores: pd.DataFrame, samples: int, seed: int) -> dict[str, Any]:
 def _mask_columns(manifest: dict[str, Any]) -> dict[str, Any]:
     overall = manifest.get("overall", {})
     return {
-        "sparsity_overall": float(overall.get("sparsity", 0.0)),
-        "sparsity_prunable": float(overall.get("sparsity_prunable", overall.get("sparsity", 0.0))),
+        "sparsity_overall": float(overall.get("all_params", {}).get("sparsity", 0.0)),
+        "sparsity_prunable": float(overall.get("prunable_matrices", {}).get("sparsity", 0.0)),
         "params_nonzero": int(manifest.get("params_nonzero", 0)),
         "params_total": int(manifest.get("params_total", 0)),
+        "mask_bytes": int(manifest.get("mask_bytes", 0)),
     }
+
+
+def requested_percent(manifest: dict[str, Any]) -> int:
+    """The requested sparsity in percent; a schedule has none of its own, so its realized share of
+    the prunable matrices stands in (README, `sparsity`)."""
+    requested = manifest.get("sparsity_requested")
+    if requested is None:
+        requested = manifest.get("overall", {}).get("prunable_matrices", {}).get("sparsity", 0.0)
+    return int(round(float(requested) * 100))
 
 
 def build_table(
@@ -93,7 +103,7 @@ def build_table(
             "variant": variant,
             "method": manifest.get("method", BASELINE if variant == BASELINE else "unknown"),
             "target": manifest.get("target", "none"),
-            "sparsity": int(manifest.get("sparsity_requested", 0)),
+            "sparsity": requested_percent(manifest),
             "dataset": dataset,
         }
         row.update(summarize(scores, samples, seed))

@@ -1,0 +1,41 @@
+"""Snakemake adapter: compute one variant's mask set (asrprune.methods) and write it (asrprune.masks)."""
+
+import json
+import logging
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from asrprune import masks, methods
+from asrprune.activations import calibration_norms
+from asrprune.models import load_model
+
+from asrprune.runtime import setup_script
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+setup_script(smk.log[0], smk.threads)
+# The rule passes its settings as one dict `params.prune`; plain params work too.
+params = dict(getattr(smk.params, "prune", None) or smk.params.items())
+
+model, processor = load_model(smk.input.model)
+base_manifest = json.loads((Path(smk.input.model) / "manifest.json").read_text())
+spec = methods.parse_variant(smk.wildcards.variant)
+context = methods.PruneContext(seed=int(params.get("seed", 0)))
+if spec.method == "schedule":
+    context.schedule = methods.resolve_schedule(spec.schedule, params.get("schedules"))
+if spec.method in methods.NEEDS_FISHER:
+    context.fisher = load_file(smk.input.fisher)
+if spec.method in methods.NEEDS_ACTIVATIONS:
+    names = methods.target_tensors(model, spec.target)
+    context.activation_norms = calibration_norms(
+        model, processor, smk.input.calib, names, int(params["calib_utts"]), int(params["batch_size"])
+    )
+
+mask_dict = methods.compute_masks(model, spec.method, spec.target, spec.sparsity, context=context)
+manifest = masks.build_manifest(
+    model, mask_dict, variant=smk.wildcards.variant, method=spec.method, target=spec.target,
+    sparsity_requested=spec.sparsity, base_manifest=base_manifest, extra=context.notes,
+)
+written = masks.save_mask_set(mask_dict, manifest, smk.output.masks)
+logging.info("%s: %d tensors, overall sparsity %.4f, %d mask bytes",
+             smk.wildcards.variant, len(mask_dict), written["overall"]["all_params"]["sparsity"], written["mask_bytes"])

@@ -1,0 +1,263 @@
+"""Pruning methods: exact counts, agreement with torch.nn.utils.prune, schedules, allocation, wanda."""
+
+import pytest
+import torch
+import torch.nn.utils.prune as tprune
+
+from asrprune import methods
+from asrprune.activations import input_activation_norms
+from asrprune.batches import IGNORE_INDEX, Batch
+from asrprune.methods import PruneContext, VariantSpec, compute_masks, parse_variant, variant_id
+from conftest import make_tiny_whisper
+
+
+def n_pruned(masks):
+    return sum(int((~m).sum()) for m in masks.values())
+
+
+def n_total(masks):
+    return sum(m.numel() for m in masks.values())
+
+
+@pytest.mark.parametrize("method,target", [("magnitude", "dec_self_attn"), ("magnitude", "enc.last_half"),
+                                           ("global", "all"), ("random", "dec_ffn"), ("magnitude", "layernorm")])
+@pytest.mark.parametrize("sparsity", [0.0, 0.13, 0.5, 0.97, 1.0])
+def test_pooled_methods_prune_exactly_round_s_n(tiny_whisper, method, target, sparsity):
+    masks = compute_masks(tiny_whisper, method, target, sparsity, context=PruneContext(seed=3))
+    assert set(masks) == set(methods.target_tensors(tiny_whisper, target))
+    assert n_pruned(masks) == round(sparsity * n_total(masks))
+    assert all(m.dtype == torch.bool for m in masks.values())
+
+
+def without_ties(model, seed=0):
+    """Give every prunable matrix entry a distinct magnitude (random float32 init has a few ties)."""
+    g = torch.Generator().manual_seed(seed)
+    params = dict(model.named_parameters())
+    names = methods.target_tensors(model, "all")
+    n = sum(params[x].numel() for x in names)
+    values = (torch.randperm(n, generator=g).float() + 1) / n
+    start = 0
+    with torch.no_grad():
+        for x in names:
+            p = params[x]
+            sign = torch.where(p >= 0, 1.0, -1.0)
+            p.copy_(sign * values[start : start + p.numel()].reshape(p.shape))
+            start += p.numel()
+    return model
+
+
+@pytest.mark.parametrize("method,target", [("magnitude", "dec_self_attn"), ("magnitude", "enc_ffn"), ("global", "all")])
+@pytest.mark.parametrize("sparsity", [0.1, 0.4, 0.5, 0.83])
+def test_magnitude_equals_torch_global_unstructured_l1(method, target, sparsity):
+    model = without_ties(make_tiny_whisper(seed=1))
+    masks = compute_masks(model, method, target, sparsity, context=PruneContext())
+    flat = torch.cat([dict(model.named_parameters())[n].detach().abs().flatten() for n in masks])
+    assert flat.unique().numel() == flat.numel(), "the comparison needs weights without ties"
+    k = round(sparsity * flat.numel())
+    modules = [(model.get_submodule(n.rsplit(".", 1)[0]), "weight") for n in masks]
+    tprune.global_unstructured(modules, pruning_method=tprune.L1Unstructured, amount=k)
+    for (module, _), (name, mask) in zip(modules, masks.items()):
+        assert torch.equal(module.weight_mask.bool(), mask), name
+
+
+def test_ties_break_by_flat_index_in_model_order(tiny_whisper):
+    # Random init sets every LayerNorm gamma to 1 and beta to 0: all betas tie at 0, so the k
+    # pruned weights must be the first k betas in model order, and no gamma.
+    masks = compute_masks(tiny_whisper, "magnitude", "layernorm", 0.3, context=PruneContext())
+    k = round(0.3 * n_total(masks))
+    betas = [n for n in masks if n.endswith(".bias")]
+    assert k <= sum(masks[n].numel() for n in betas)
+    pruned = torch.cat([~masks[n].flatten() for n in betas])
+    assert pruned[:k].all() and not pruned[k:].any()
+
+
+def test_uniform_prunes_each_tensor_at_the_sparsity(tiny_whisper):
+    masks = compute_masks(tiny_whisper, "uniform", "all", 0.37, context=PruneContext())
+    for name, m in masks.items():
+        assert int((~m).sum()) == round(0.37 * m.numel()), name
+        w = dict(tiny_whisper.named_parameters())[name].detach().abs()
+        if (~m).any() and m.any():
+            assert w[~m].max() <= w[m].min()  # a per-tensor threshold
+
+
+def test_schedule_prunes_every_target_at_its_sparsity(tiny_whisper):
+    ctx = PruneContext(schedule=methods.resolve_schedule("paper40"))
+    masks = compute_masks(tiny_whisper, "schedule", "all", None, context=ctx)
+    pools = ctx.notes["schedule_pools"]
+    for target, s in methods.SCHEDULES["paper40"].items():
+        assert pools[target]["tensors"] > 0, target
+        assert pools[target]["pruned"] == round(s * pools[target]["numel"]), target
+    # 2 encoder layers: last third is layer 1, whose FFN takes the larger 50 %; layer 0's FFN keeps 40 %.
+    assert methods.schedule_assignment(tiny_whisper, ctx.schedule)["model.encoder.layers.1.fc1.weight"] == "enc.last_third"
+    assert methods.schedule_assignment(tiny_whisper, ctx.schedule)["model.encoder.layers.0.fc1.weight"] == "enc_ffn"
+    layer0_ffn = {n: masks[n] for n in masks if n.startswith("model.encoder.layers.0.fc")}
+    assert n_pruned(layer0_ffn) == round(0.4 * n_total(layer0_ffn))
+    assert not any(".encoder_attn." in n or "decoder.layers.0.fc" in n for n in masks)
+    assert "model.encoder.conv1.weight" in masks and "model.decoder.layer_norm.weight" in masks
+
+
+def test_unknown_schedule_is_named_with_the_choices():
+    with pytest.raises(ValueError, match=r"'nope'.*paper40"):
+        methods.resolve_schedule("nope")
+    assert methods.resolve_schedule("mine", {"mine": {"dec_ffn": 30}}) == {"dec_ffn": 0.3}
+
+
+def random_fisher(model, seed=0):
+    """A Fisher whose scale differs by component, so the allocation has something to find."""
+    g = torch.Generator().manual_seed(seed)
+    scale = {"enc_self_attn": 1.0, "enc_ffn": 50.0, "dec_self_attn": 0.01, "dec_cross_attn": 3.0, "dec_ffn": 200.0, "conv": 10.0}
+    out = {}
+    for n, p in model.named_parameters():
+        comp = methods.classify(n).component
+        out[n] = torch.rand(p.shape, generator=g) * scale.get(comp, 1.0)
+    return out
+
+
+@pytest.mark.parametrize("method", ["allocate", "allocate_thirds"])
+@pytest.mark.parametrize("sparsity", [0.1, 0.4, 0.73])
+def test_allocate_meets_the_budget_and_beats_uniform(tiny_whisper, method, sparsity):
+    ctx = PruneContext(fisher=random_fisher(tiny_whisper))
+    masks = compute_masks(tiny_whisper, method, "all", sparsity, context=ctx)
+    all_matrices = methods.target_tensors(tiny_whisper, "all")
+    assert set(masks) == set(all_matrices)
+    assert n_pruned(masks) == round(sparsity * n_total(masks))
+    alloc = ctx.notes["allocation"]
+    assert alloc["predicted_damage"] <= alloc["uniform_predicted_damage"]
+    # The damage reported is the damage of the masks actually made.
+    params = dict(tiny_whisper.named_parameters())
+    actual = sum(float((0.5 * ctx.fisher[n].double() * params[n].detach().double() ** 2)[~m].sum()) for n, m in masks.items())
+    assert actual == pytest.approx(alloc["predicted_damage"], rel=1e-9)
+    if method == "allocate":
+        units = alloc["units"]
+        assert units["dec_self_attn"]["sparsity"] >= units["dec_ffn"]["sparsity"]
+
+
+def test_allocate_curves_agree_with_the_damage_module(tiny_whisper):
+    damage = pytest.importorskip("asrprune.damage")
+    fisher = random_fisher(tiny_whisper)
+    params = {n: p.detach() for n, p in tiny_whisper.named_parameters()}
+    names = methods.target_tensors(tiny_whisper, "dec_ffn")
+    unit = methods.damage_unit(tiny_whisper, "dec_ffn", names, fisher)
+    curve = damage.magnitude_damage_curve(fisher, params, names, [0.25, 0.5])
+    n = unit.numel
+    assert curve[0.25] == pytest.approx(unit.damage(round(0.25 * n)), rel=1e-5)
+    assert curve[0.5] == pytest.approx(unit.damage(round(0.5 * n)), rel=1e-5)
+
+
+def test_allocate_without_fisher_is_refused(tiny_whisper):
+    with pytest.raises(ValueError, match="fisher"):
+        compute_masks(tiny_whisper, "allocate", "all", 0.4, context=PruneContext())
+
+
+def fake_batch(model, seed=0, lengths=(7, 4)):
+    g = torch.Generator().manual_seed(seed)
+    b, width = len(lengths), max(lengths)
+    feats = torch.randn(b, model.config.num_mel_bins, 2 * model.config.max_source_positions, generator=g)
+    ids = torch.randint(0, model.config.vocab_size - 4, (b, width), generator=g)
+    labels = torch.full((b, width), IGNORE_INDEX)
+    for i, n in enumerate(lengths):
+        ids[i, n:] = model.config.eos_token_id
+        labels[i, 1:n] = ids[i, 1:n]  # the first position stands for the forced prompt
+    return Batch([f"u{i}" for i in range(b)], [""] * b, [1.0] * b, feats, ids, labels)
+
+
+def test_activation_norms_count_real_positions_only(tiny_whisper):
+    names = ["model.encoder.conv1.weight", "model.decoder.layers.0.self_attn.q_proj.weight",
+             "model.decoder.layers.1.encoder_attn.k_proj.weight", "model.encoder.layers.0.fc2.weight"]
+    batch = fake_batch(tiny_whisper)
+    norms = input_activation_norms(tiny_whisper, [batch], names)
+    expected_conv = batch.input_features.double().pow(2).sum(dim=(0, 2)).sqrt().float()
+    assert torch.allclose(norms["model.encoder.conv1.weight"], expected_conv, rtol=1e-5)
+    # Causal decoder: one row alone, truncated to its real tokens, sees the same activations.
+    rows = []
+    for i, n in enumerate((7, 4)):
+        one = Batch(["x"], [""], [1.0], batch.input_features[i : i + 1], batch.decoder_input_ids[i : i + 1, :n],
+                    batch.labels[i : i + 1, :n])
+        rows.append(input_activation_norms(tiny_whisper, [one], names))
+    for name in names:
+        combined = (rows[0][name].double() ** 2 + rows[1][name].double() ** 2).sqrt().float()
+        assert torch.allclose(norms[name], combined, rtol=1e-4, atol=1e-6), name
+
+
+def test_wanda_prunes_each_row_exactly_and_uses_the_activations(tiny_whisper):
+    names = methods.target_tensors(tiny_whisper, "enc")
+    flat = {n: torch.ones(dict(tiny_whisper.named_parameters())[n].shape[1]) for n in names}
+    g = torch.Generator().manual_seed(0)
+    skewed = {n: torch.rand(v.shape, generator=g) ** 4 for n, v in flat.items()}
+    wanda = compute_masks(tiny_whisper, "wanda", "enc", 0.5, context=PruneContext(activation_norms=skewed))
+    for name, m in wanda.items():
+        rows = m.reshape(m.shape[0], -1)
+        assert ((~rows).sum(dim=1) == round(0.5 * rows.shape[1])).all(), name
+    # With equal input norms wanda is per-row magnitude; with skewed norms it differs.
+    even = compute_masks(tiny_whisper, "wanda", "enc", 0.5, context=PruneContext(activation_norms=flat))
+    for name, m in even.items():
+        w = dict(tiny_whisper.named_parameters())[name].detach().abs().reshape(m.shape[0], -1)
+        rows = m.reshape(m.shape[0], -1)
+        assert all(w[r][~rows[r]].max() <= w[r][rows[r]].min() for r in range(rows.shape[0])), name
+    assert any(not torch.equal(wanda[n], even[n]) for n in names)
+
+
+def test_wanda_refuses_non_matrices(tiny_whisper):
+    with pytest.raises(ValueError, match="Linear and Conv1d"):
+        compute_masks(tiny_whisper, "wanda", "layernorm", 0.5, context=PruneContext(activation_norms={}))
+
+
+def test_random_is_seeded(tiny_whisper):
+    a = compute_masks(tiny_whisper, "random", "dec_ffn", 0.5, context=PruneContext(seed=1))
+    b = compute_masks(tiny_whisper, "random", "dec_ffn", 0.5, context=PruneContext(seed=1))
+    c = compute_masks(tiny_whisper, "random", "dec_ffn", 0.5, context=PruneContext(seed=2))
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    assert any(not torch.equal(a[n], c[n]) for n in a)
+
+
+def test_embeddings_prune_the_tied_output_projection(tiny_whisper):
+    from asrprune.masks import apply_masks
+
+    masks = compute_masks(tiny_whisper, "magnitude", "embeddings", 0.5, context=PruneContext())
+    assert "model.decoder.embed_tokens.weight" in masks and "proj_out.weight" not in masks
+    apply_masks(tiny_whisper, masks)
+    m = masks["model.decoder.embed_tokens.weight"]
+    assert (tiny_whisper.proj_out.weight[~m] == 0).all()
+    assert (tiny_whisper.proj_out.weight.detach().ne(0) == m).all()
+
+
+@pytest.mark.parametrize(
+    "vid,spec",
+    [
+        ("baseline", VariantSpec("baseline")),
+        ("magnitude-dec_self_attn-s50", VariantSpec("magnitude", "dec_self_attn", 0.5)),
+        ("global-all-s40", VariantSpec("global", "all", 0.4)),
+        ("allocate-all-s40", VariantSpec("allocate", "all", 0.4)),
+        ("wanda-dec_self_attn-s50", VariantSpec("wanda", "dec_self_attn", 0.5)),
+        ("magnitude-enc.l9-12-s50", VariantSpec("magnitude", "enc.l9-12", 0.5)),
+        ("uniform-enc_ffn.last_third-s7", VariantSpec("uniform", "enc_ffn.last_third", 0.07)),
+        ("schedule-paper40", VariantSpec("schedule", "all", None, "paper40")),
+    ],
+)
+def test_variant_ids_round_trip(vid, spec):
+    assert parse_variant(vid) == spec
+    assert variant_id(spec) == vid
+
+
+def test_every_percent_round_trips():
+    for pct in range(101):
+        vid = f"magnitude-dec_ffn-s{pct}"
+        assert variant_id(parse_variant(vid)) == vid
+
+
+@pytest.mark.parametrize("vid,needle", [("prune-all-s40", "prune"), ("magnitude-dec_selfattn-s50", "dec_selfattn"),
+                                        ("magnitude-all", "cannot parse"), ("magnitude-all-s140", "s140")])
+def test_bad_variant_ids_are_named(vid, needle):
+    with pytest.raises(ValueError, match=needle):
+        parse_variant(vid)
+
+
+def test_unknown_method_and_target_name_the_value_and_choices(tiny_whisper):
+    with pytest.raises(ValueError, match=r"'obd'.*magnitude, global, uniform"):
+        compute_masks(tiny_whisper, "obd", "all", 0.5)
+    with pytest.raises(ValueError, match=r"'dec_mlp'.*enc_self_attn"):
+        compute_masks(tiny_whisper, "magnitude", "dec_mlp", 0.5)
+    with pytest.raises(ValueError, match=r"all, enc, dec, got 'dec_ffn'"):
+        compute_masks(tiny_whisper, "global", "dec_ffn", 0.5)
+    with pytest.raises(ValueError, match="fraction"):
+        compute_masks(tiny_whisper, "magnitude", "dec_ffn", 50)

@@ -1,0 +1,105 @@
+"""The workflow end to end on a tiny config, and what Snakemake reruns when the config changes."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    cmd += ["--configfile", str(config), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+
+
+def planned_jobs(workdir: Path, config: Path) -> Counter:
+    """Jobs per rule that a dry run schedules."""
+    out = snakemake(workdir, config, "-n")
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    if "Nothing to be done" in text:
+        return Counter()
+    block = text.split("Job stats:", 1)[1]
+    counts = Counter()
+    for line in block.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        if m[1] != "total":
+            counts[m[1]] = int(m[2])
+    return counts
+
+
+def write_config(tmp: Path, name: str, edit) -> Path:
+    config = yaml.safe_load(TINY.read_text())
+    edit(config)
+    path = tmp / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("wf")
+    out = snakemake(workdir, TINY)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    return workdir
+
+
+def test_the_table_has_every_row_and_column(finished_run):
+    table = pd.read_parquet(finished_run / "results/tables/wer.parquet")
+    required = {"model", "variant", "method", "target", "sparsity", "dataset", "n_utts", "n_ref_words", "wer", "cer",
+                "substitutions", "deletions", "insertions"}
+    assert required <= set(table.columns)
+    assert set(table["dataset"]) == {"ivr", "tts_clean", "tts_noisy"}
+    assert set(table["variant"]) == {"baseline", "magnitude-dec_self_attn-s50", "allocate-all-s20"}
+    base = table[table["variant"] == "baseline"]
+    assert (base["sparsity"] == 0).all() and (base["delta_wer_abs"] == 0).all()
+    pruned = table[table["variant"] == "magnitude-dec_self_attn-s50"]
+    assert (pruned["sparsity"] == 50).all()
+    assert ((table["wer"] >= 0) & (table["wer"] < 5)).all()
+    tensors = pd.read_parquet(finished_run / "results/sensitivity/tiny.en/tensors.parquet")
+    assert {"tensor", "component", "layer", "numel", "grad_score", "fisher"} <= set(tensors.columns)
+    assert (tensors["fisher"] > 0).any()
+
+
+def test_a_second_run_has_nothing_to_do(finished_run):
+    assert planned_jobs(finished_run, TINY) == Counter()
+
+
+def test_adding_a_sparsity_runs_only_the_new_variant(finished_run, tmp_path):
+    def add(config):
+        config["pruning"]["grid"][0]["sparsities"] = [30, 50]
+
+    jobs = planned_jobs(finished_run, write_config(tmp_path, "more.yaml", add))
+    assert jobs == Counter(prune=1, decode=3, score=3, predict_damage=1, aggregate=1, all=1)
+
+
+def test_a_decoding_change_reruns_decoding_not_sensitivity_or_pruning(finished_run, tmp_path):
+    def margin(config):
+        config["decoding"]["max_tokens_margin"] = 12
+
+    jobs = planned_jobs(finished_run, write_config(tmp_path, "decoding.yaml", margin))
+    assert jobs == Counter(decode=9, score=9, aggregate=1, all=1)
+
+
+def test_a_calibration_change_reruns_sensitivity_and_only_the_methods_that_read_it(finished_run, tmp_path):
+    def fewer(config):
+        config["calibration"]["n_utts"] = 3
+
+    jobs = planned_jobs(finished_run, write_config(tmp_path, "calib.yaml", fewer))
+    # allocate reads the Fisher; magnitude does not
+    assert jobs == Counter(sensitivity=1, prune=1, predict_damage=1, decode=3, score=3, aggregate=1, all=1)
