@@ -1,0 +1,242 @@
+"""Datasets from outside this machine's Debian packages: HF-style audio Parquet and local manifests.
+
+Both decode with soundfile (never torchcodec: `datasets` >= 4 decodes through it, so audio is read
+with `Audio(decode=False)`), resample exactly to 16 kHz, downmix to mono and re-encode as FLAC.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import io
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from asrprune.audio import MAX_SECONDS, SAMPLE_RATE, decode_audio, encode_flac, peak_normalize
+from asrprune.datasets.offline import PCM_PEAK, max_utts_of, normalize_text, ranked
+
+log = logging.getLogger(__name__)
+
+
+def text_sentence_id(text: str) -> str:
+    """sentence_id of an external transcript: a hash of its normalized text (shared by re-readings)."""
+    key = normalize_text(text) or text.strip()
+    return "t-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _check_ids_texts(ids: list[str], texts: list[Any], where: str) -> None:
+    """Unique non-empty ids and non-empty string transcripts, or ValueError naming the offender."""
+    for i, t in zip(ids, texts):
+        if not i.strip():
+            raise ValueError(f"{where}: an empty id; expected non-empty ids")
+        if not isinstance(t, str) or not t.strip():
+            raise ValueError(f"{where}: utterance {i!r} has transcript {t!r}; expected non-empty text")
+    dups = sorted(k for k, c in Counter(ids).items() if c > 1)
+    if dups:
+        raise ValueError(f"{where}: duplicate ids {dups[:5]}; expected unique ids")
+
+
+def _pick_rows(ids: list[str], spec: dict, load: Any, where: str) -> tuple[list[dict], list[str]]:
+    """Decode utterances in seeded random order until max_utts are kept.
+
+    `load(i)` returns (audio bytes, text) of row i. Over-30-s audio raises unless the spec says
+    `on_long: skip`; skipped ids are returned so the provenance records them.
+    """
+    n = max_utts_of(spec)
+    on_long = spec.get("on_long", "error")
+    if on_long not in ("error", "skip"):
+        raise ValueError(f"{where}: on_long is {on_long!r}; expected 'error' or 'skip'")
+    index = {u: k for k, u in enumerate(ids)}
+    rows, skipped = [], []
+    for utt in ranked(ids, int(spec.get("seed", 0))):
+        if n is not None and len(rows) >= n:
+            break
+        data, text = load(index[utt])
+        x = peak_normalize(decode_audio(data, name=f"{where}: {utt}", max_seconds=None), PCM_PEAK)
+        seconds = len(x) / SAMPLE_RATE
+        if seconds > MAX_SECONDS:
+            if on_long == "skip":
+                skipped.append(utt)
+                continue
+            raise ValueError(f"{where}: {utt}: audio is {seconds:.2f} s long; at most {MAX_SECONDS:g} s "
+                             "is accepted (never truncated; set `on_long: skip` to leave such utterances out)")
+        rows.append(dict(id=utt, audio=encode_flac(x), duration_s=seconds, text=text.strip(),
+                         sentence_id=text_sentence_id(text)))
+    return rows, sorted(skipped)
+
+
+# --------------------------------------------------------------------------------------------------
+# HF audio Parquet (ESB test sets, Common Voice mirrors, ...)
+
+
+def _local_parquet_files(path_or_repo: str, split: str | None) -> list[Path] | None:
+    """Parquet files for a local file, directory or glob; None when it names no local path (a hub repo)."""
+    p = Path(path_or_repo)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        files = sorted(p.rglob("*.parquet"))
+        if split:  # the hub layout: data/{split}-00000-of-00001.parquet
+            files = [f for f in files if f.name.startswith(f"{split}-") or f.stem == split
+                     or f.parent.name == split]
+        if not files:
+            raise ValueError(f"{p}: no Parquet files for split {split!r}; expected files named "
+                             f"{split}-*.parquet (or {split}.parquet, or under {split}/)")
+        return files
+    if any(c in path_or_repo for c in "*?["):
+        files = sorted(Path(f) for f in glob.glob(path_or_repo, recursive=True))
+        if not files:
+            raise ValueError(f"{path_or_repo}: the glob matches no files; expected Parquet files")
+        return files
+    if path_or_repo.endswith(".parquet") or path_or_repo.startswith((".", "/")):
+        raise ValueError(f"{path_or_repo}: no such file; expected a Parquet file, directory or hub repo id")
+    return None
+
+
+def _audio_bytes(cell: Any, utt: str, base: Path | None) -> bytes:
+    """Bytes of one HF audio cell ({bytes, path} struct, or plain binary)."""
+    if isinstance(cell, (bytes, bytearray)):
+        return bytes(cell)
+    if isinstance(cell, dict):
+        if cell.get("bytes"):
+            return cell["bytes"]
+        path = cell.get("path")
+        if path and base is not None and (base / path).is_file():
+            return (base / path).read_bytes()
+        raise ValueError(f"{utt}: audio cell has no bytes (path {path!r} not found); expected embedded bytes")
+    raise ValueError(f"{utt}: audio cell is {type(cell).__name__}; expected a {{bytes, path}} struct or binary")
+
+
+def _check_columns(names: list[str], wanted: dict[str, str | None], where: str) -> None:
+    for role, col in wanted.items():
+        if col is not None and col not in names:
+            raise ValueError(f"{where}: no {role} column {col!r}; columns are {names}")
+
+
+def _datasets_table(target: str, split: str, cols: list[str], spec: dict) -> pa.Table:
+    """Columns `cols` of a split loaded through `datasets.load_dataset`, audio left undecoded.
+
+    `target` is a hub repo id (or a local dataset directory); with `data_files` the generic
+    "parquet" builder reads those files instead.
+    """
+    import datasets
+
+    audio_col = spec.get("audio_column", "audio")
+    if spec.get("data_files"):
+        ds = datasets.load_dataset("parquet", data_files=spec["data_files"], split=split)
+    else:
+        ds = datasets.load_dataset(target, spec.get("config_name"), split=split, revision=spec.get("revision"))
+    _check_columns(ds.column_names, {c: c for c in cols}, f"{target}[{split}]")
+    ds = ds.cast_column(audio_col, datasets.Audio(decode=False)).select_columns(cols)
+    return ds.with_format("arrow")[:]
+
+
+def build_hf_parquet(spec: dict, threads: int = 1) -> tuple[list[dict], dict]:
+    """A seeded random subset of an HF-format audio dataset (local Parquet or a hub repo)."""
+    target = str(spec.get("path_or_repo") or ("parquet" if spec.get("data_files") else ""))
+    if not target:
+        raise ValueError("hf-parquet: `path_or_repo` is missing; expected a Parquet path or hub repo id")
+    split = spec.get("split")
+    audio_col = spec.get("audio_column", "audio")
+    text_col = spec.get("text_column", "text")
+    id_col = spec.get("id_column", "id")
+    cols = [c for c in (id_col, audio_col, text_col) if c is not None]
+    # `via: datasets` (or `data_files`) sends local files through datasets.load_dataset too
+    via_datasets = spec.get("via") == "datasets" or bool(spec.get("data_files"))
+    files = None if via_datasets else _local_parquet_files(target, split)
+    where = target if files is None else Path(target).name
+    prov: dict[str, Any] = {}
+    if files is None:
+        if not split:
+            raise ValueError(f"hf-parquet {target}: `split` is required for a hub dataset")
+        table = _datasets_table(target, split, cols, spec)
+        base = None
+    else:
+        parts = []
+        for f in files:
+            try:
+                names = pq.read_schema(f).names
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise ValueError(f"{f}: not a readable Parquet file ({exc})") from exc
+            _check_columns(names, {"id": id_col, "audio": audio_col, "text": text_col}, str(f))
+            parts.append(pq.read_table(f, columns=cols))
+        table = pa.concat_tables(parts, promote_options="default")
+        base = files[0].parent
+        prov["input_files"] = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    texts = table.column(text_col).to_pylist()
+    if id_col is None:  # no id column: position in the split, stable for a given file set
+        ids = [f"{split or 'row'}-{k:06d}" for k in range(table.num_rows)]
+    else:
+        ids = [str(v) if v is not None else "" for v in table.column(id_col).to_pylist()]
+    _check_ids_texts(ids, texts, where)
+    audio = table.column(audio_col)
+
+    def load(k: int) -> tuple[bytes, str]:
+        return _audio_bytes(audio[k].as_py(), ids[k], base), texts[k]
+
+    rows, skipped = _pick_rows(ids, spec, load, where)
+    label = f"hf:{target}" if files is None else f"hf-parquet:{where}"
+    label += f":{split}" if split else ""
+    for r in rows:
+        r["source"] = label
+    prov.update({"skipped_over_max_seconds": skipped, "n_available": len(ids)})
+    return rows, prov
+
+
+# --------------------------------------------------------------------------------------------------
+# Local manifest (CSV/TSV of path, text[, id]; paths relative to the manifest)
+
+
+def read_manifest(path: Path) -> list[dict[str, str]]:
+    """Rows of a UTF-8 CSV/TSV manifest with columns path, text and optionally id."""
+    delim = {".tsv": "\t", ".csv": ","}.get(path.suffix.lower())
+    if delim is None:
+        raise ValueError(f"{path}: manifest must end in .csv or .tsv")
+    try:
+        raw = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError as exc:
+        raise ValueError(f"{path}: manifest not found") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not valid UTF-8 at byte {exc.start}; expected a UTF-8 manifest") from exc
+    reader = csv.DictReader(io.StringIO(raw), delimiter=delim)
+    names = list(reader.fieldnames or [])
+    missing = [c for c in ("path", "text") if c not in names]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; columns are {names}, expected path,text[,id]")
+    return [dict(r) for r in reader]
+
+
+def build_manifest(spec: dict, inputs: dict[str, Path], threads: int = 1) -> tuple[list[dict], dict]:
+    """Utterances listed in a local manifest."""
+    mpath = Path(inputs.get("manifest") or spec.get("path") or "")
+    if not str(mpath) or str(mpath) == ".":
+        raise ValueError("manifest: `path` is missing; expected a .csv or .tsv file")
+    entries = read_manifest(mpath)
+    ids, texts, files = [], [], []
+    for line, e in enumerate(entries, start=2):
+        rel = (e.get("path") or "").strip()
+        if not rel:
+            raise ValueError(f"{mpath}: line {line} has an empty path; expected an audio file path")
+        utt = (e.get("id") or "").strip() or str(Path(rel).with_suffix("")).replace("/", ".")
+        ids.append(utt)
+        texts.append(e.get("text") or "")
+        files.append(mpath.parent / rel)
+    _check_ids_texts(ids, texts, str(mpath))
+
+    def load(k: int) -> tuple[bytes, str]:
+        try:
+            return files[k].read_bytes(), texts[k]
+        except OSError as exc:
+            raise ValueError(f"{mpath}: {ids[k]}: cannot read audio file {files[k]} ({exc})") from exc
+
+    rows, skipped = _pick_rows(ids, spec, load, mpath.name)
+    for r in rows:
+        r["source"] = f"manifest:{mpath.name}"
+    return rows, {"input_files": {mpath.name: hashlib.sha256(mpath.read_bytes()).hexdigest()},
+                  "skipped_over_max_seconds": skipped, "n_available": len(ids)}

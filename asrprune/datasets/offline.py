@@ -1,0 +1,555 @@
+"""Offline datasets built from Debian packages: real IVR prompts, TTS readings, degradations, calibration.
+
+The sentence pool is the Asterisk English prompt set (one real speaker, "Allison"). Every sentence is
+keyed by its normalized text and assigned once and for all to the test pool or the calibration pool by
+a hash of that key, so the calibration split never shares an utterance or a sentence with a test split,
+and identical sentences recorded under several file names always land in the same pool.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
+
+from asrprune.audio import SAMPLE_RATE, check_duration, decode_audio, encode_flac, peak_normalize
+from asrprune.datasets.schema import AUDIO_SCHEMA
+
+log = logging.getLogger(__name__)
+
+ASTERISK_SOUNDS = "usr/share/asterisk/sounds/en_US_f_Allison"
+ASTERISK_TRANSCRIPTS = "usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
+ASTERISK_SOURCE = "asterisk:en_US_f_Allison"
+ASTERISK_PACKAGES = ("asterisk-core-sounds-en-wav", "asterisk-core-sounds-en")
+
+# Sentences whose recording is longer than this are left out of both pools: a TTS voice reads more
+# slowly than Allison on some prompts, and anything over 30 s would be rejected (audio.MAX_SECONDS).
+POOL_MAX_SECONDS = 20.0
+CALIB_ONE_IN = 4  # ~25 % of sentences go to the calibration pool
+SPLIT_SALT = "asrprune-split:"
+PCM_PEAK = 32767 / 32768  # the largest value PCM_16 holds; louder audio is scaled down, never clipped
+DEFAULT_VOICES = ("festival:cmu_us_slt_arctic_hts", "flite:rms", "flite:awb")
+
+# Typos in the upstream transcripts (the speaker says the corrected word).
+TRANSCRIPT_FIXES = {
+    "umute": "unmute",
+    "exclaimation": "exclamation",
+    "fourtieth": "fortieth",
+    "thru": "through",
+}
+# Keypad symbols are spoken as words in these prompts ("press * to ..." is read "press star to ...").
+SYMBOL_WORDS = {"*": "star", "#": "pound"}
+
+FESTIVAL_VOICE_PACKAGES = {"cmu_us_slt_arctic_hts": "festvox-us-slt-hts", "kal_diphone": "festvox-kallpc16k"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Transcripts and the sentence pool
+
+
+def clean_transcript(raw: str) -> str:
+    """Reference text of one prompt: non-speech notes removed, symbols spoken, known typos fixed.
+
+    `[...]`, `<...>` and `(...)` are annotations (`[beep tone]`, `<beep ascending>`, `(simple tone
+    sound plays)`); `...` marks a pause and would become a stray token under the Whisper normalizer.
+    Returns "" when nothing speakable is left.
+    """
+    text = re.sub(r"\[[^\]]*\]|<[^>]*>|\([^)]*\)", " ", raw)
+    text = re.sub(r"\.{2,}|…", " ", text)
+    for sym, word in SYMBOL_WORDS.items():
+        text = text.replace(sym, f" {word} ")
+    for typo, fix in TRANSCRIPT_FIXES.items():
+        text = re.sub(rf"\b{typo}\b", fix, text, flags=re.IGNORECASE)
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+([,.;:?!])", r"\1", text)
+    return text if re.search(r"[A-Za-z0-9]", text) else ""
+
+
+@lru_cache(maxsize=1)
+def _normalizer() -> Callable[[str], str]:
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+def normalize_text(text: str) -> str:
+    """The sentence key: the Whisper English normalizer (as in scoring), whitespace collapsed."""
+    return " ".join(_normalizer()(text).split())
+
+
+def pool_of(norm_text: str) -> str:
+    """'calib' or 'test', from a sha256 of the normalized sentence (stable across runs and machines)."""
+    h = int.from_bytes(hashlib.sha256((SPLIT_SALT + norm_text).encode()).digest()[:8], "big")
+    return "calib" if h % CALIB_ONE_IN == 0 else "test"
+
+
+def slug(name: str) -> str:
+    """File-system- and id-safe form of a prompt name: `digits/10` -> `digits.10`."""
+    return name.replace("/", ".")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One real recording with its cleaned transcript."""
+
+    name: str  # file name under the sounds dir, without .wav, e.g. "digits/10"
+    text: str
+    norm: str
+    wav: Path
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One distinct normalized sentence and every recording of it."""
+
+    sentence_id: str  # slug of its first recording's name
+    text: str  # the first recording's cleaned transcript (what the TTS voices read)
+    norm: str
+    pool: str
+    prompts: tuple[Prompt, ...]
+
+    @property
+    def max_duration_s(self) -> float:
+        return max(p.duration_s for p in self.prompts)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The prompt set split into sentences, plus what was left out and why."""
+
+    sentences: tuple[Sentence, ...]
+    dropped: dict[str, str]  # prompt name -> reason
+
+    def eligible(self, pool: str) -> list[Sentence]:
+        """Sentences of `pool` short enough for every split."""
+        return [s for s in self.sentences if s.pool == pool and s.max_duration_s <= POOL_MAX_SECONDS]
+
+
+def _read_transcripts(path: Path) -> dict[str, str]:
+    """`name: text` lines of the Asterisk transcript file (comments and blank lines skipped)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: Asterisk transcripts not found; install the Debian package "
+                                "asterisk-core-sounds-en (or set the spec's `prefix`)")
+    out: dict[str, str] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if not line.strip() or line.startswith(";"):
+                continue
+            name, sep, text = line.partition(":")
+            if not sep:
+                raise ValueError(f"{path}: line {line.strip()!r} is not `name: text`")
+            out[name.strip()] = text.strip()
+    return out
+
+
+@lru_cache(maxsize=4)
+def load_catalog(prefix: str = "/") -> Catalog:
+    """Parse the Asterisk prompts under `prefix` (a root where the Debian packages are installed)."""
+    import soundfile as sf
+
+    root = Path(prefix) / ASTERISK_SOUNDS
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: Asterisk prompts not found; install the Debian package "
+                                "asterisk-core-sounds-en-wav (or set the spec's `prefix`)")
+    dropped: dict[str, str] = {}
+    prompts: list[Prompt] = []
+    for name, raw in sorted(_read_transcripts(Path(prefix) / ASTERISK_TRANSCRIPTS).items()):
+        wav = root / f"{name}.wav"
+        text = clean_transcript(raw)
+        if name.startswith("silence/"):
+            dropped[name] = "silence"
+        elif not text:
+            dropped[name] = f"not speech: {raw!r}"
+        elif not wav.exists():
+            dropped[name] = "no WAV file"
+        else:
+            info = sf.info(str(wav))
+            prompts.append(Prompt(name, text, normalize_text(text), wav, info.frames / info.samplerate))
+    by_norm: dict[str, list[Prompt]] = {}
+    for p in prompts:
+        by_norm.setdefault(p.norm, []).append(p)
+    sentences = []
+    for norm, group in by_norm.items():
+        group.sort(key=lambda p: p.name)
+        sentences.append(Sentence(slug(group[0].name), group[0].text, norm, pool_of(norm), tuple(group)))
+    sentences.sort(key=lambda s: s.sentence_id)
+    for s in sentences:
+        if s.max_duration_s > POOL_MAX_SECONDS:
+            for p in s.prompts:
+                dropped[p.name] = f"sentence has a recording over {POOL_MAX_SECONDS:g} s"
+    return Catalog(tuple(sentences), dict(sorted(dropped.items())))
+
+
+# --------------------------------------------------------------------------------------------------
+# Deterministic selection and seeding
+
+
+def stable_hash(key: str) -> int:
+    """A 64-bit integer from sha256(key) (Python's hash() is salted per process)."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+
+
+def ranked(keys: Iterable[str], seed: int) -> list[str]:
+    """Distinct keys in a seeded pseudo-random order: by sha256(seed, key), independent of numpy."""
+    return sorted(set(keys), key=lambda k: (stable_hash(f"{seed}:{k}"), k))
+
+
+def select(keys: Iterable[str], n: int | None, seed: int) -> list[str]:
+    """A seeded sample of `n` keys (all if None), returned sorted; a larger n contains a smaller one."""
+    order = ranked(keys, seed)
+    if n is not None and n < 0:
+        raise ValueError(f"max_utts is {n}; expected a non-negative integer or null")
+    return sorted(order if n is None else order[:n])
+
+
+def utterance_rng(seed: int, utt_id: str) -> np.random.Generator:
+    """A numpy Generator seeded from the dataset seed and a stable hash of the utterance id."""
+    return np.random.default_rng([int(seed), stable_hash(utt_id)])
+
+
+# --------------------------------------------------------------------------------------------------
+# TTS
+
+
+def parse_voice(voice: str) -> tuple[str, str]:
+    """`engine:voice` -> (engine, voice); engine is festival or flite."""
+    engine, sep, name = voice.partition(":")
+    if not sep or engine not in ("festival", "flite") or not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        raise ValueError(f"voice {voice!r}: expected 'festival:NAME' or 'flite:NAME' "
+                         "(e.g. festival:cmu_us_slt_arctic_hts, flite:rms)")
+    return engine, name
+
+
+def voice_slug(voice: str) -> str:
+    """`flite:rms` -> `flite-rms` (used in utterance ids)."""
+    engine, name = parse_voice(voice)
+    return f"{engine}-{name}"
+
+
+def _require(binary: str, package: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        raise RuntimeError(f"`{binary}` not found on PATH; install the Debian package {package}")
+    return path
+
+
+@lru_cache(maxsize=1)
+def flite_voices() -> tuple[str, ...]:
+    """Voices compiled into flite (`flite -lv`)."""
+    out = subprocess.run([_require("flite", "flite"), "-lv"], check=True, capture_output=True, text=True)
+    return tuple(out.stdout.split(":", 1)[-1].split())
+
+
+def check_voice(voice: str) -> None:
+    """Fail early on an unknown voice: flite silently falls back to its default voice otherwise."""
+    engine, name = parse_voice(voice)
+    if engine == "flite":
+        if name not in flite_voices():
+            raise ValueError(f"voice {voice!r}: flite has voices {list(flite_voices())}")
+    else:
+        _require("text2wave", "festival")
+
+
+def synthesize(voice: str, text: str, *, name: str) -> np.ndarray:
+    """Speak `text` with `voice`; float32 mono 16 kHz (festival HTS writes 32 kHz, flite 16 kHz)."""
+    engine, vname = parse_voice(voice)
+    with tempfile.TemporaryDirectory(prefix="asrprune-tts-") as tmp:
+        out = Path(tmp) / "out.wav"
+        txt = Path(tmp) / "text.txt"
+        txt.write_text(text + "\n", encoding="utf-8")
+        if engine == "festival":
+            pkg = FESTIVAL_VOICE_PACKAGES.get(vname, f"providing the festival voice {vname}")
+            cmd = [_require("text2wave", "festival"), "-eval", f"(voice_{vname})", "-o", str(out), str(txt)]
+        else:
+            pkg = "flite"
+            cmd = [_require("flite", "flite"), "-voice", vname, "-f", str(txt), "-o", str(out)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        # festival exits 0 on an unknown voice (SIOD ERROR on stderr, no file), so check both
+        if proc.returncode != 0 or "SIOD ERROR" in proc.stderr or not out.exists():
+            raise RuntimeError(f"{name}: {engine} voice {vname} failed (exit {proc.returncode}): "
+                               f"{proc.stderr.strip()[-500:]}; is the Debian package {pkg} installed?")
+        return peak_normalize(decode_audio(out.read_bytes(), name=name), PCM_PEAK)
+
+
+def _map(fn: Callable[[Any], Any], items: Sequence[Any], threads: int) -> list[Any]:
+    """Ordered map, run in `threads` threads (each TTS call is its own subprocess)."""
+    if threads <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(fn, items))
+
+
+# --------------------------------------------------------------------------------------------------
+# Degradations (numpy/scipy only, seeded per utterance)
+
+
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-variance pink (1/f power) noise: seeded white noise shaped by 1/sqrt(f), no DC."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n)
+    shape = np.zeros_like(f)
+    shape[1:] = 1.0 / np.sqrt(f[1:])
+    noise = np.fft.irfft(spec * shape, n)
+    return noise / np.sqrt(np.mean(noise**2))
+
+
+def add_noise(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """x + noise scaled so that 10 log10(mean x^2 / mean noise^2) == snr_db (whole-utterance power).
+
+    The noise's chance correlation with x is projected out first (pink noise on a short utterance
+    has few degrees of freedom), so mixture power is exactly signal plus noise power.
+    """
+    ps = float(np.mean(x**2))
+    if ps == 0.0:
+        raise ValueError("cannot set an SNR on silent audio")
+    noise = noise - x * (float(noise @ x) / float(x @ x))
+    pn = float(np.mean(noise**2))
+    return x + noise * np.sqrt(ps / (pn * 10.0 ** (snr_db / 10.0)))
+
+
+def synthetic_rir(rt60_s: float, rng: np.random.Generator, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Room impulse response: a unit direct path plus seeded Gaussian tail decaying 60 dB in rt60_s.
+
+    The tail carries as much energy as the direct path (direct-to-reverberant ratio 0 dB).
+    """
+    n = max(2, int(round(rt60_s * sr)))
+    t = np.arange(n) / sr
+    tail = rng.standard_normal(n) * np.exp(-np.log(1000.0) * t / rt60_s)
+    tail[0] = 0.0
+    tail /= np.sqrt(np.sum(tail**2))
+    tail[0] = 1.0
+    return tail
+
+
+def reverberate(x: np.ndarray, rt60_s: float, rng: np.random.Generator) -> np.ndarray:
+    """Convolve with a synthetic RIR; the tail is kept (length grows by rt60_s), level preserved."""
+    h = synthetic_rir(rt60_s, rng)
+    return fftconvolve(x, h) / np.sqrt(np.sum(h**2))
+
+
+def mu_law(x: np.ndarray, mu: int = 255, bits: int = 8) -> np.ndarray:
+    """G.711-style mu-law companding quantization (encode to `bits` bits and back)."""
+    x = np.clip(x, -1.0, 1.0)
+    c = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
+    levels = 2 ** (bits - 1) - 1
+    c = np.round(c * levels) / levels
+    return np.sign(c) * np.expm1(np.abs(c) * np.log1p(mu)) / mu
+
+
+def telephone(x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Telephone channel: 300-3400 Hz band-pass, 8 kHz sampling with 8-bit mu-law, back to 16 kHz."""
+    sos = butter(4, [300.0, 3400.0], btype="bandpass", fs=sr, output="sos")
+    narrow = resample_poly(sosfilt(sos, x), 1, 2)
+    return resample_poly(mu_law(narrow), 2, 1)
+
+
+def degradation_tag(deg: dict) -> str:
+    """Readable, stable suffix of one degradation: pink10dB, reverb0.5s, telephone."""
+    kind = deg.get("type")
+    try:
+        if kind == "pink_noise":
+            return f"pink{float(deg['snr_db']):g}dB"
+        if kind == "reverb":
+            if not float(deg["rt60_s"]) > 0:
+                raise ValueError(f"degradation {deg}: rt60_s must be > 0 seconds")
+            return f"reverb{float(deg['rt60_s']):g}s"
+    except KeyError as exc:
+        raise ValueError(f"degradation {deg}: missing key {exc}") from exc
+    if kind == "telephone":
+        return "telephone"
+    raise ValueError(f"degradation {deg}: unknown type {kind!r}; expected pink_noise, reverb or telephone")
+
+
+def degrade(x: np.ndarray, deg: dict, rng: np.random.Generator) -> np.ndarray:
+    """Apply one degradation to 16 kHz samples; output is peak-limited (scaling keeps the SNR)."""
+    kind = deg["type"]
+    x = np.asarray(x, dtype=np.float64)
+    if kind == "pink_noise":
+        y = add_noise(x, pink_noise(len(x), rng), float(deg["snr_db"]))
+    elif kind == "reverb":
+        y = reverberate(x, float(deg["rt60_s"]), rng)
+    elif kind == "telephone":
+        y = telephone(x)
+    else:
+        raise ValueError(f"degradation {deg}: unknown type {kind!r}")
+    return peak_normalize(y, 0.95)
+
+
+# --------------------------------------------------------------------------------------------------
+# Builders: each returns (rows, provenance extras)
+
+
+def _real_rows(prompts: Sequence[tuple[Prompt, Sentence]]) -> list[dict]:
+    """Rows of real recordings, resampled 8 -> 16 kHz exactly (polyphase 2/1)."""
+    rows = []
+    for p, s in prompts:
+        utt = f"allison-{slug(p.name)}"
+        # polyphase resampling overshoots full-scale peaks by up to ~1 %: scale rather than clip
+        x = peak_normalize(decode_audio(p.wav.read_bytes(), name=utt), PCM_PEAK)
+        rows.append(dict(id=utt, audio=encode_flac(x), duration_s=len(x) / SAMPLE_RATE, text=p.text,
+                         source=ASTERISK_SOURCE, sentence_id=s.sentence_id))
+    return rows
+
+
+def _tts_rows(sentences: Sequence[Sentence], voices: Sequence[str], threads: int) -> list[dict]:
+    """Sentence i (sorted by sentence_id) read by voice i mod len(voices), so every voice appears."""
+    for v in voices:
+        check_voice(v)
+    jobs = [(s, voices[i % len(voices)]) for i, s in enumerate(sorted(sentences, key=lambda s: s.sentence_id))]
+
+    def run(job: tuple[Sentence, str]) -> dict:
+        s, voice = job
+        utt = f"{voice_slug(voice)}-{s.sentence_id}"
+        x = synthesize(voice, s.text, name=utt)
+        check_duration(x, name=utt)
+        return dict(id=utt, audio=encode_flac(x), duration_s=len(x) / SAMPLE_RATE, text=s.text,
+                     source=f"tts:{voice}", sentence_id=s.sentence_id)
+
+    return _map(run, jobs, threads)
+
+
+def max_utts_of(spec: dict) -> int | None:
+    """max_utts of a spec; None (all) when it is null/absent or when `full: true`."""
+    if spec.get("full"):
+        return None
+    n = spec.get("max_utts")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise ValueError(f"max_utts is {n!r}; expected a positive integer or null")
+    return n
+
+
+def _voices(spec: dict, minimum: int) -> list[str]:
+    voices = list(spec.get("voices", DEFAULT_VOICES))
+    if len(voices) < minimum:
+        raise ValueError(f"voices {voices}: expected at least {minimum} voice(s)")
+    if len(set(voices)) != len(voices):
+        raise ValueError(f"voices {voices}: expected distinct voices")
+    return voices
+
+
+def _catalog(spec: dict) -> Catalog:
+    return load_catalog(str(spec.get("prefix", "/")))
+
+
+def pool_summary(cat: Catalog) -> dict:
+    """What the provenance records about the sentence pools."""
+    return {
+        "rule": f"sha256('{SPLIT_SALT}' + whisper-normalized text) % {CALIB_ONE_IN} == 0 -> calib",
+        "test_sentences": len(cat.eligible("test")),
+        "calib_sentences": len(cat.eligible("calib")),
+        "max_recording_s": POOL_MAX_SECONDS,
+        "dropped": cat.dropped,
+        "transcript_fixes": TRANSCRIPT_FIXES,
+        "symbol_words": SYMBOL_WORDS,
+    }
+
+
+def build_ivr(spec: dict, threads: int = 1) -> tuple[list[dict], dict]:
+    """Real Allison recordings of test-pool sentences."""
+    cat = _catalog(spec)
+    prompts = {p.name: (p, s) for s in cat.eligible("test") for p in s.prompts}
+    chosen = select(prompts, max_utts_of(spec), int(spec.get("seed", 0)))
+    return _real_rows([prompts[n] for n in chosen]), {"pool": pool_summary(cat),
+                                                       "packages": ASTERISK_PACKAGES}
+
+
+def build_tts(spec: dict, threads: int = 1) -> tuple[list[dict], dict]:
+    """Test-pool sentences read by TTS voices, one voice per sentence, cycling through the voices."""
+    cat = _catalog(spec)
+    voices = _voices(spec, 3)
+    sentences = {s.sentence_id: s for s in cat.eligible("test")}
+    chosen = select(sentences, max_utts_of(spec), int(spec.get("seed", 0)))
+    rows = _tts_rows([sentences[k] for k in chosen], voices, threads)
+    return rows, {"pool": pool_summary(cat), "packages": ASTERISK_PACKAGES[1:] + voice_packages(voices)}
+
+
+def build_calib(spec: dict, threads: int = 1) -> tuple[list[dict], dict]:
+    """Calibration split: real recordings and TTS readings of calibration-pool sentences only."""
+    cat = _catalog(spec)
+    voices = _voices(spec, 0)
+    n = max_utts_of(spec)
+    frac = float(spec.get("real_fraction", 0.5 if voices else 1.0))
+    if not 0.0 <= frac <= 1.0 or (frac < 1.0 and not voices):
+        raise ValueError(f"real_fraction {frac}: expected 0..1, and 1 when no voices are given")
+    seed = int(spec.get("seed", 0))
+    eligible = cat.eligible("calib")
+    prompts = {p.name: (p, s) for s in eligible for p in s.prompts}
+    sentences = {s.sentence_id: s for s in eligible}
+    n_real = None if n is None else int(round(n * frac))
+    n_tts = None if n is None else n - n_real
+    real = select(prompts, n_real, seed) if frac > 0 else []
+    tts = select(sentences, n_tts, seed) if frac < 1 else []
+    rows = _real_rows([prompts[k] for k in real])
+    if tts:
+        rows += _tts_rows([sentences[k] for k in tts], voices, threads)
+    packages = ASTERISK_PACKAGES + (voice_packages(voices) if tts else ())
+    return rows, {"pool": pool_summary(cat), "packages": packages}
+
+
+def build_degraded(spec: dict, inputs: dict[str, Path], threads: int = 1) -> tuple[list[dict], dict]:
+    """Every utterance of dataset `of` with one degradation, cycling through `degradations` by id order."""
+    from asrprune.io import read_parquet_metadata, sha256_file
+
+    degs = list(spec.get("degradations") or [])
+    if not degs:
+        raise ValueError("degraded dataset: `degradations` is empty; expected a list of {type: ...}")
+    tags = [degradation_tag(d) for d in degs]
+    src = Path(inputs["of"])
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: dataset {spec.get('of')!r} (the `of` of a degraded split) is not built")
+    prov = read_parquet_metadata(src).get("provenance", {})
+    if isinstance(prov, dict) and (prov.get("spec") or {}).get("kind") == "calib":
+        raise ValueError(f"{src}: is a calibration split; a degraded test split must not be built from it")
+    table = pq.read_table(src, schema=AUDIO_SCHEMA).sort_by("id")
+    seed = int(spec.get("seed", 0))
+    rows = []
+    for i, r in enumerate(table.to_pylist()):
+        deg, tag = degs[i % len(degs)], tags[i % len(degs)]
+        utt = f"{r['id']}+{tag}"
+        y = degrade(decode_audio(r["audio"], name=r["id"]), deg, utterance_rng(seed, utt))
+        check_duration(y, name=utt)
+        rows.append(dict(id=utt, audio=encode_flac(y), duration_s=len(y) / SAMPLE_RATE, text=r["text"],
+                         source=f"{r['source']}+{tag}", sentence_id=r["sentence_id"]))
+    return rows, {"input": {"name": src.name, "sha256": sha256_file(src)},
+                  "input_packages": (prov.get("packages") if isinstance(prov, dict) else None)}
+
+
+def voice_packages(voices: Iterable[str]) -> tuple[str, ...]:
+    """Debian packages that provide `voices` (recorded in the provenance)."""
+    pkgs: list[str] = []
+    for v in voices:
+        engine, name = parse_voice(v)
+        new = ["festival", FESTIVAL_VOICE_PACKAGES.get(name, "")] if engine == "festival" else ["flite", "libflite1"]
+        pkgs += [p for p in new if p and p not in pkgs]
+    return tuple(pkgs)
+
+
+def build_offline(spec: dict, inputs: dict[str, Path], threads: int = 1) -> tuple[list[dict], dict]:
+    """Dispatch an offline spec on its `kind`."""
+    kind = spec.get("kind")
+    if kind == "ivr":
+        return build_ivr(spec, threads)
+    if kind == "tts":
+        return build_tts(spec, threads)
+    if kind == "calib":
+        return build_calib(spec, threads)
+    if kind == "degraded":
+        if "of" not in inputs:
+            raise ValueError("degraded dataset: inputs['of'] (the Parquet file of spec['of']) is missing")
+        return build_degraded(spec, inputs, threads)
+    raise ValueError(f"offline dataset kind {kind!r}: expected ivr, tts, degraded or calib")
