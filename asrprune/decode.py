@@ -78,15 +78,17 @@ def decode_frame(
         with torch.inference_mode():
             out = model.generate(
                 batch.input_features.to(device=device, dtype=dtype),
-                decoder_input_ids=torch.tensor([prompt_ids] * len(batch.ids), device=device),
                 max_new_tokens=max(limits),
+                return_dict_in_generate=True,  # then `sequences` starts with the prompt
                 num_beams=settings.num_beams,
                 do_sample=False,
                 return_timestamps=False,
                 **(generate_kwargs or {}),
             )
         seconds = (time.perf_counter() - start) / len(batch.ids)
-        sequences = out.sequences if hasattr(out, "sequences") else out
+        sequences = out.sequences
+        if sequences[:, : len(prompt_ids)].tolist() != [prompt_ids] * len(batch.ids):
+            raise RuntimeError(f"generate did not start from the expected prompt {prompt_ids}: {sequences[:, :6].tolist()}")
         for i, seq in enumerate(sequences[:, len(prompt_ids) :].tolist()):
             new = seq[: limits[i]]
             ended = eos in new

