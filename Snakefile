@@ -8,15 +8,19 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/prepare.smk"
 include: "rules/sensitivity.smk"
 include: "rules/prune.smk"
 include: "rules/decode.smk"
 include: "rules/score.smk"
+include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_targets(),
-    default_target: True

@@ -105,9 +105,20 @@ def decode_targets(config: dict[str, Any], results: str = "results") -> list[str
     ]
 
 
+def score_targets(config: dict[str, Any], results: str = "results") -> list[str]:
+    """One score file per decode."""
+    return [
+        f"{results}/scores/{m}/{v.id}/{d}.parquet"
+        for m in config["models"]
+        for v in variants(config)
+        for d in evaluation_sets(config)
+    ]
+
+
 def final_targets(config: dict[str, Any], results: str = "results") -> list[str]:
     """Everything `snakemake` with no target builds."""
     out = [f"{results}/tables/wer.parquet", f"{results}/tables/wer.csv"]
+    out += [f"{results}/plots/{name}.png" for name in ("wer_vs_sparsity", "delta_wer", "predicted_vs_measured")]
     for m in config["models"]:
         out.append(f"{results}/sensitivity/{m}/tensors.parquet")
         out.append(f"{results}/sensitivity/{m}/predicted.parquet")

@@ -35,7 +35,19 @@ def paired_bootstrap_p(
     samples: int = 1000,
     seed: int = 0,
 ) -> float:
-    """Two-sided p-value that systems A and B have the same corpus WER on the same utterances.
+    """Two-sided p-value that systems A and B have the same corpus WER on the same utterances."""
+    return paired_bootstrap(errors_a, errors_b, totals, samples, seed)[0]
+
+
+def paired_bootstrap(
+    errors_a: np.ndarray,
+    errors_b: np.ndarray,
+    totals: np.ndarray,
+    samples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
+    """(p-value, interval low, interval high) of WER(A) - WER(B) over paired utterance resamples.
 
     The same resampled utterance sets score both systems (paired); p is twice the smaller tail
     of the resampled differences around zero, so it is 1 when the systems agree everywhere.
@@ -45,11 +57,13 @@ def paired_bootstrap_p(
             f"paired bootstrap needs the same utterances: got {len(errors_a)}, {len(errors_b)} and {len(totals)} rows"
         )
     if samples == 0 or len(totals) == 0:
-        return float("nan")
+        return float("nan"), float("nan"), float("nan")
     diff = errors_a - errors_b
     if not diff.any():
-        return 1.0
+        return 1.0, 0.0, 0.0
     idx = _resample_indices(len(totals), samples, seed)
     deltas = diff[idx].sum(axis=1) / np.maximum(totals[idx].sum(axis=1), 1)
     tail = min((deltas <= 0).mean(), (deltas >= 0).mean())
-    return float(min(1.0, 2 * tail))
+    alpha = (1 - level) / 2
+    low, high = np.quantile(deltas, [alpha, 1 - alpha])
+    return float(min(1.0, 2 * tail)), float(low), float(high)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from asrprune.plan import BASELINE
-from asrprune.stats import bootstrap_ci, corpus_rate, paired_bootstrap_p
+from asrprune.stats import bootstrap_ci, corpus_rate, paired_bootstrap
 
 # Columns that measure time: they differ between identical runs and are left out of
 # determinism comparisons (README, "Output columns").
@@ -115,9 +115,11 @@ def build_table(
             base_wer = corpus_rate(errs(base), base["n_ref_words"].to_numpy())
             row["delta_wer_abs"] = row["wer"] - base_wer
             row["delta_wer_rel"] = row["delta_wer_abs"] / base_wer if base_wer else float("nan")
-            row["p_value"] = paired_bootstrap_p(errs(scores), errs(base), scores["n_ref_words"].to_numpy(), samples, seed)
+            p, low, high = paired_bootstrap(errs(scores), errs(base), scores["n_ref_words"].to_numpy(), samples, seed)
+            row.update(p_value=p, delta_ci_low=low, delta_ci_high=high)
         else:
-            row.update(delta_wer_abs=0.0 if variant == BASELINE else np.nan, delta_wer_rel=0.0 if variant == BASELINE else np.nan, p_value=np.nan)
+            zero = 0.0 if variant == BASELINE else np.nan
+            row.update(delta_wer_abs=zero, delta_wer_rel=zero, p_value=np.nan, delta_ci_low=zero, delta_ci_high=zero)
         row.update(_mask_columns(manifest))
         row["predicted_damage"] = np.nan
         if predicted is not None and len(predicted):

@@ -14,7 +14,9 @@ try:
         # A --configfile is a complete config: the embedded default is not merged under it
         # (otherwise config/paper.yaml would inherit the default's offline datasets).
         for path in workflow.overwrite_configfiles:
-            load_yaml(path)  # refuses duplicate keys, which Snakemake's loader silently merges
+            load_yaml(
+                path
+            )  # refuses duplicate keys, which Snakemake's loader silently merges
         config.clear()
         config.update(copy.deepcopy(workflow.config_settings.overwrite_config))
     validate_config(config)
@@ -62,7 +64,11 @@ def get_prune_input(wildcards):
 def get_prune_params(wildcards):
     """Only what changes the masks: calibration settings reach the methods that read calibration."""
     variant = plan.variant_by_id(config, wildcards.variant)
-    params = {"method": variant.method, "target": variant.target, "sparsity": variant.sparsity}
+    params = {
+        "method": variant.method,
+        "target": variant.target,
+        "sparsity": variant.sparsity,
+    }
     params["seed"] = config["pruning"]["seed"]
     if variant.method == "schedule":
         params["schedules"] = config["pruning"].get("schedules", {})
@@ -82,10 +88,12 @@ def get_pruned_mask_sets(wildcards):
 
 
 def get_all_scores(wildcards):
-    return [p.replace("/decode/", "/scores/") for p in plan.decode_targets(config, RESULTS)]
+    return plan.score_targets(config, RESULTS)
 
 
 def get_all_mask_sets(wildcards):
     return [
-        f"{RESULTS}/masks/{m}/{v.id}" for m in config["models"] for v in plan.variants(config)
+        f"{RESULTS}/masks/{m}/{v.id}"
+        for m in config["models"]
+        for v in plan.variants(config)
     ]

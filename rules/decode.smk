@@ -5,14 +5,14 @@ rule decode:
         data=f"{RESULTS}/data/{{dataset}}.parquet",
     output:
         f"{RESULTS}/decode/{{model}}/{{variant}}/{{dataset}}.parquet",
-    params:
-        decoding=config["decoding"],
     log:
         f"{RESULTS}/logs/decode/{{model}}/{{variant}}/{{dataset}}.log",
+    conda:
+        "../envs/asrprune.yaml"
     threads: threads_of("decode")
     resources:
         **res("decode"),
-    conda:
-        "../envs/asrprune.yaml"
+    params:
+        decoding=config["decoding"],
     script:
         "../scripts/decode.py"

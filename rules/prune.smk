@@ -3,15 +3,15 @@ rule prune:
         unpack(get_prune_input),
     output:
         masks=directory(f"{RESULTS}/masks/{{model}}/{{variant}}"),
-    params:
-        prune=get_prune_params,
     log:
         f"{RESULTS}/logs/prune/{{model}}/{{variant}}.log",
+    conda:
+        "../envs/asrprune.yaml"
     threads: threads_of("prune")
     resources:
         **res("prune"),
-    conda:
-        "../envs/asrprune.yaml"
+    params:
+        prune=get_prune_params,
     script:
         "../scripts/prune.py"
 
@@ -24,10 +24,10 @@ rule export:
         directory(f"{RESULTS}/export/{{model}}/{{variant}}"),
     log:
         f"{RESULTS}/logs/export/{{model}}/{{variant}}.log",
+    conda:
+        "../envs/asrprune.yaml"
     threads: threads_of("prune")
     resources:
         **res("prune"),
-    conda:
-        "../envs/asrprune.yaml"
     script:
         "../scripts/export.py"

@@ -12,19 +12,19 @@ rule sensitivity:
             category="Sensitivity",
         ),
         calibration=f"{RESULTS}/sensitivity/{{model}}/calibration.json",
+    log:
+        f"{RESULTS}/logs/sensitivity/{{model}}.log",
+    conda:
+        "../envs/asrprune.yaml"
+    threads: threads_of("sensitivity")
+    resources:
+        **res("sensitivity"),
     params:
         n_utts=config["calibration"]["n_utts"],
         batch_size=config["calibration"]["batch_size"],
         fisher_mode=config["calibration"]["fisher_mode"],
         label_source=config["calibration"]["label_source"],
         seed=config["calibration"]["seed"],
-    log:
-        f"{RESULTS}/logs/sensitivity/{{model}}.log",
-    threads: threads_of("sensitivity")
-    resources:
-        **res("sensitivity"),
-    conda:
-        "../envs/asrprune.yaml"
     script:
         "../scripts/sensitivity.py"
 
@@ -38,10 +38,10 @@ rule predict_damage:
         f"{RESULTS}/sensitivity/{{model}}/predicted.parquet",
     log:
         f"{RESULTS}/logs/predict_damage/{{model}}.log",
+    conda:
+        "../envs/asrprune.yaml"
     threads: threads_of("prune")
     resources:
         **res("prune"),
-    conda:
-        "../envs/asrprune.yaml"
     script:
         "../scripts/predict_damage.py"

@@ -31,3 +31,16 @@ def test_paired_test_separates_a_real_difference_from_noise():
     swap = rng.permutation(len(base))[:20]
     shuffled[swap] = base[swap[::-1]]
     assert paired_bootstrap_p(shuffled, base, totals, 2000) > 0.05
+
+
+def test_paired_interval_brackets_the_observed_difference():
+    from asrprune.stats import paired_bootstrap
+
+    rng = np.random.default_rng(4)
+    totals = rng.integers(5, 15, 300)
+    base = rng.binomial(totals, 0.10)
+    worse = base + rng.binomial(totals, 0.03)
+    p, low, high = paired_bootstrap(worse, base, totals, 2000)
+    observed = corpus_rate(worse, totals) - corpus_rate(base, totals)
+    assert 0 < low < observed < high
+    assert p < 0.01
