@@ -152,6 +152,8 @@ def rule_resources(config: dict[str, Any], rule: str) -> dict[str, Any]:
     """
     res = config.get("resources", {})
     merged = {**res.get("default", {}), **res.get(rule, {})}
+    # SLURM's --cpus-per-task follows the rule's threads unless the config sets it
+    merged.setdefault("cpus_per_task", merged.get("threads", 1))
     merged.pop("threads", None)
     if rule not in GPU_RULES:
         merged.pop("gpu", None)

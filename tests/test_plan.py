@@ -44,7 +44,10 @@ def test_duplicate_grid_entries_plan_one_variant():
 def test_gpu_requests_reach_only_sensitivity_and_decoding():
     config = _config()
     config["resources"] = {"default": {"gpu": 1, "gpu_model": "a100", "mem_mb": 8000}, "decode": {"runtime": 30}}
-    assert plan.rule_resources(config, "decode") == {"gpu": 1, "gpu_model": "a100", "mem_mb": 8000, "runtime": 30}
+    assert plan.rule_resources(config, "decode") == {"gpu": 1, "gpu_model": "a100", "mem_mb": 8000, "runtime": 30, "cpus_per_task": 1}
+    config["resources"]["sensitivity"] = {"threads": 6}
+    assert plan.rule_resources(config, "sensitivity")["cpus_per_task"] == 6
+    assert plan.rule_threads(config, "sensitivity") == 6
     assert plan.rule_resources(config, "sensitivity")["gpu"] == 1
     for rule in ("prune", "aggregate", "score", "prepare_dataset"):
         assert "gpu" not in plan.rule_resources(config, rule)
