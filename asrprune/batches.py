@@ -27,7 +27,11 @@ class Batch:
 
 def read_split(path: str | Path, max_utts: int | None = None) -> pd.DataFrame:
     """Read a dataset Parquet file (see docs/contracts.md), optionally its first `max_utts` rows by id."""
-    df = pd.read_parquet(path)
+    try:
+        df = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise ValueError(f"{path}: not a readable Parquet file ({exc}); expected a dataset written by "
+                         "prepare_dataset (docs/contracts.md)") from exc
     missing = {"id", "audio", "text", "duration_s"} - set(df.columns)
     if missing:
         raise ValueError(f"{path}: missing columns {sorted(missing)}; expected the dataset contract of docs/contracts.md")

@@ -91,6 +91,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{where} = {error.instance!r}: expected one of {error.validator_value}"
     if v == "required":
         return f"{where}: {error.message}"
+    if v == "minProperties":
+        return f"{where} is empty: expected at least {error.validator_value} entr{'y' if error.validator_value == 1 else 'ies'}"
     if v == "minItems":
         return f"{where} is empty: expected at least {error.validator_value} item(s)"
     return f"{where} = {error.instance!r}: {error.message}"

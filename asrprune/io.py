@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,18 +21,83 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _tmp_prefix(path: Path) -> str:
+    """Prefix of the temporary siblings of `path`: `.NAME.PID.` (the pid lets a later writer tell dead ones)."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def _sweep_stale(path: Path) -> None:
+    """Remove temporary siblings of `path` left by writers that were killed (SIGKILL, power loss).
+
+    Only `.NAME.PID.xxxxxxxx[suffix]` entries whose PID is no longer running on this host are
+    removed, so a live writer of the same name in another process is never disturbed.
+    """
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.[a-z0-9_]{{8}}")
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return
+    for sib in siblings:
+        m = pattern.match(sib.name)
+        if not m or _pid_alive(int(m.group(1))):
+            continue
+        if sib.is_dir() and not sib.is_symlink():
+            shutil.rmtree(sib, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                sib.unlink()
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists
+        return True
+    return True
+
+
+def _prepare_parent(path: Path) -> None:
+    """Create `path`'s folder, or raise an OSError that names the output and why it cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"cannot write {path}: {blocker} is not a directory; expected a writable folder there"
+        ) from exc
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {path}: cannot create its folder {path.parent} ({exc.strerror})") from exc
+    _sweep_stale(path)
+
+
+def _unwritable(path: Path, exc: OSError) -> OSError:
+    return type(exc)(exc.errno, f"cannot write {path}: its folder {path.parent} is not writable ({exc.strerror}); "
+                     "expected a writable results folder")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    The temporary file is `.NAME.PID.xxxxxxxx.SUFFIX` in the same folder (so the rename is atomic);
+    it is removed on any exception, and a later writer of `path` removes those of killed processes.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp"
-    )
+    _prepare_parent(path)
+    try:
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=_tmp_prefix(path), suffix=suffix or path.suffix or ".tmp"
+        )
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
     try:
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
@@ -41,24 +109,37 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory beside `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; outputs are ordinary directories
+    _prepare_parent(path)
     try:
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_tmp_prefix(path)))
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
+    try:
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; outputs are ordinary directories
         yield tmp
         for child in tmp.rglob("*"):
             if child.is_file():
                 os.chmod(child, 0o666 & ~_UMASK)
         if path.exists():
-            import shutil
-
             shutil.rmtree(path)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_output_root(root: str | os.PathLike) -> None:
+    """Raise NotADirectoryError if `root` (the results folder) or a folder above it is not a directory.
+
+    Snakemake itself would stop with a traceback the first time it touches an output under it.
+    """
+    root = Path(root)
+    for p in (root, *root.parents):
+        if p.exists() and not p.is_dir():
+            where = "" if p == root else f" (a parent of the results folder {root})"
+            raise NotADirectoryError(
+                errno.ENOTDIR, f"{p}{where} is a file, not a folder; expected a folder there (move the file away)"
+            )
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:

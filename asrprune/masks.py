@@ -158,13 +158,29 @@ def save_mask_set(masks: dict[str, torch.Tensor], manifest: dict[str, Any], out_
 def load_mask_set(mask_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a mask set: boolean keep-masks by tensor name, and its manifest."""
     mask_dir = Path(mask_dir)
-    manifest = json.loads((mask_dir / MANIFEST_FILE).read_text())
-    packed = load_file(str(mask_dir / MASKS_FILE))
+    for name in (MANIFEST_FILE, MASKS_FILE):
+        if not (mask_dir / name).is_file():
+            raise FileNotFoundError(f"{mask_dir / name}: no such file; expected a mask set written by the prune rule "
+                                    f"({MANIFEST_FILE} + {MASKS_FILE})")
+    try:
+        manifest = json.loads((mask_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{mask_dir / MANIFEST_FILE}: not valid JSON ({exc}); expected a mask-set manifest") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("tensors"), dict):
+        raise ValueError(f"{mask_dir / MANIFEST_FILE}: has no 'tensors' mapping; expected a mask-set manifest")
+    try:
+        packed = load_file(str(mask_dir / MASKS_FILE))
+    except Exception as exc:  # safetensors raises its own SafetensorError (not an OSError) on corrupt files
+        raise ValueError(f"{mask_dir / MASKS_FILE}: not a readable safetensors file ({exc}); "
+                         "expected the bit-packed masks the prune rule wrote") from exc
     masks = {}
     for n, p in packed.items():
         if n not in manifest["tensors"]:
             raise ValueError(f"{mask_dir}: mask {n!r} has no entry (shape) in manifest.json")
-        masks[n] = unpack_mask(p, manifest["tensors"][n]["shape"])
+        try:
+            masks[n] = unpack_mask(p, manifest["tensors"][n]["shape"])
+        except ValueError as exc:
+            raise ValueError(f"{mask_dir}: mask {n!r}: {exc}") from None
     return masks, manifest
 
 

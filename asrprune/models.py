@@ -106,9 +106,14 @@ def _from_pretrained(repo_id: str, revision: str | None) -> tuple[Any, Any, Any,
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     # dtype: transformers 5 defaults to the checkpoint's dtype; the contract is float32.
-    model = WhisperForConditionalGeneration.from_pretrained(
-        repo_id, revision=revision, dtype=torch.float32, use_safetensors=True
-    )
+    try:
+        model = WhisperForConditionalGeneration.from_pretrained(
+            repo_id, revision=revision, dtype=torch.float32, use_safetensors=True
+        )
+    except Exception as exc:  # safetensors' SafetensorError on a truncated/corrupt file is no OSError
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise ValueError(f"{repo_id}: its {WEIGHTS_FILE} is not a readable safetensors file ({exc})") from exc
     processor = WhisperProcessor.from_pretrained(repo_id, revision=revision)
     tokenizer = ct2.complete_tokenizer(processor.tokenizer)
     extras = {"resolved_revision": getattr(model.config, "_commit_hash", None)}
@@ -238,7 +243,16 @@ def load_model(model_dir: str | Path, device: str = "cpu", dtype: torch.dtype = 
     """Load a prepared directory as (eval-mode model, WhisperProcessor), weights from safetensors only."""
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    model = WhisperForConditionalGeneration.from_pretrained(str(model_dir), dtype=dtype, use_safetensors=True)
+    weights = Path(model_dir) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: no such file; expected a model directory written by prepare_model")
+    try:
+        model = WhisperForConditionalGeneration.from_pretrained(str(model_dir), dtype=dtype, use_safetensors=True)
+    except Exception as exc:  # safetensors' SafetensorError on a truncated/corrupt file is no OSError
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise ValueError(f"{weights}: not a readable safetensors file ({exc}); expected the float32 weights "
+                         "prepare_model wrote (delete the model directory to rebuild it)") from exc
     model = model.to(device).eval()
     processor = WhisperProcessor.from_pretrained(str(model_dir))
     if processor.tokenizer.pad_token is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ def setup_script(log_path: str | Path | None, threads: int = 1) -> logging.Logge
         force=True,
     )
     logging.captureWarnings(True)
+    _exit_on_sigterm()
     try:
         import torch
 
@@ -27,3 +29,19 @@ def setup_script(log_path: str | Path | None, threads: int = 1) -> logging.Logge
     except ImportError:
         pass
     return logging.getLogger("asrprune")
+
+
+def _terminate(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM (Snakemake or SLURM cancelling a job) into SystemExit, so `finally` blocks run.
+
+    Python's default SIGTERM action ends the process at once; raising instead lets
+    `asrprune.io.atomic_path`/`atomic_dir` delete their temporary files on the way out.
+    """
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (e.g. imported by a notebook's worker): leave the default
+        pass

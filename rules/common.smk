@@ -8,6 +8,7 @@ import copy
 
 from asrprune import plan
 from asrprune.config import ConfigError, load_yaml, validate_config
+from asrprune.io import check_output_root
 
 try:
     if workflow.overwrite_configfiles:
@@ -31,6 +32,10 @@ wildcard_constraints:
 
 
 RESULTS = "results"
+try:
+    check_output_root(RESULTS)
+except NotADirectoryError as error:
+    raise WorkflowError(error.strerror) from None
 CALIB = plan.calibration_set(config)
 
 

@@ -41,3 +41,25 @@ def make_tiny_whisper(seed: int = 0, vocab_size: int = 80):
 @pytest.fixture
 def tiny_whisper():
     return make_tiny_whisper()
+
+
+TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
+
+
+def snakemake_cmd(workdir: Path, config: Path = TINY_CONFIG, *args: str) -> list[str]:
+    """The command the workflow tests run: this repository's Snakefile on `workdir`, 2 cores."""
+    import sys
+
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+            "--configfile", str(config), "--cores", "2", *args]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny config run once to completion, shared by every workflow test that only reads it."""
+    import subprocess
+
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    out = subprocess.run(snakemake_cmd(workdir), capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    return workdir

@@ -47,16 +47,15 @@ def write_config(tmp: Path, name: str, edit) -> Path:
     config = yaml.safe_load(TINY.read_text())
     edit(config)
     path = tmp / name
-    path.write_text(yaml.safe_dump(config))
+    # keep the key order: Snakemake compares dict params in order, so a reordered config reruns everything
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("wf")
-    out = snakemake(workdir, TINY)
-    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
-    return workdir
+def finished_run(tiny_run):
+    """The tiny config run to completion (conftest.tiny_run, shared with tests/test_resume.py)."""
+    return tiny_run
 
 
 def test_the_table_has_every_row_and_column(finished_run):
@@ -85,7 +84,7 @@ def test_adding_a_sparsity_runs_only_the_new_variant(finished_run, tmp_path):
         config["pruning"]["grid"][0]["sparsities"] = [30, 50]
 
     jobs = planned_jobs(finished_run, write_config(tmp_path, "more.yaml", add))
-    assert jobs == Counter(prune=1, decode=3, score=3, predict_damage=1, aggregate=1, all=1)
+    assert jobs == Counter(prune=1, decode=3, score=3, predict_damage=1, aggregate=1, plots=1, all=1)
 
 
 def test_a_decoding_change_reruns_decoding_not_sensitivity_or_pruning(finished_run, tmp_path):
@@ -93,7 +92,7 @@ def test_a_decoding_change_reruns_decoding_not_sensitivity_or_pruning(finished_r
         config["decoding"]["max_tokens_margin"] = 12
 
     jobs = planned_jobs(finished_run, write_config(tmp_path, "decoding.yaml", margin))
-    assert jobs == Counter(decode=9, score=9, aggregate=1, all=1)
+    assert jobs == Counter(decode=9, score=9, aggregate=1, plots=1, all=1)
 
 
 def test_a_calibration_change_reruns_sensitivity_and_only_the_methods_that_read_it(finished_run, tmp_path):
@@ -102,4 +101,4 @@ def test_a_calibration_change_reruns_sensitivity_and_only_the_methods_that_read_
 
     jobs = planned_jobs(finished_run, write_config(tmp_path, "calib.yaml", fewer))
     # allocate reads the Fisher; magnitude does not
-    assert jobs == Counter(sensitivity=1, prune=1, predict_damage=1, decode=3, score=3, aggregate=1, all=1)
+    assert jobs == Counter(sensitivity=1, prune=1, predict_damage=1, decode=3, score=3, aggregate=1, plots=1, all=1)

@@ -119,6 +119,27 @@ def _check_columns(names: list[str], wanted: dict[str, str | None], where: str) 
             raise ValueError(f"{where}: no {role} column {col!r}; columns are {names}")
 
 
+def _utf8_column(table: pa.Table, col: str, ids: list[str] | None, where: str) -> list[Any]:
+    """Values of a column; a string column with invalid UTF-8 raises ValueError naming the row."""
+    column = table.column(col)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return column.to_pylist()
+    try:
+        column.validate(full=True)  # Arrow does not check UTF-8 when reading Parquet
+    except pa.ArrowInvalid:
+        raw = column.cast(pa.large_binary()).to_pylist()
+        for k, value in enumerate(raw):
+            try:
+                if value is not None:
+                    value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                row = repr(ids[k]) if ids else f"row {k}"
+                raise ValueError(f"{where}: {col} of utterance {row} is not valid UTF-8 ({value[:40]!r}, "
+                                 f"byte {exc.start}); expected UTF-8 text") from None
+        raise
+    return column.to_pylist()
+
+
 def _datasets_table(target: str, split: str, cols: list[str], spec: dict) -> pa.Table:
     """Columns `cols` of a split loaded through `datasets.load_dataset`, audio left undecoded.
 
@@ -169,11 +190,11 @@ def build_hf_parquet(spec: dict, threads: int = 1) -> tuple[list[dict], dict]:
         table = pa.concat_tables(parts, promote_options="default")
         base = files[0].parent
         prov["input_files"] = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
-    texts = table.column(text_col).to_pylist()
     if id_col is None:  # no id column: position in the split, stable for a given file set
         ids = [f"{split or 'row'}-{k:06d}" for k in range(table.num_rows)]
     else:
-        ids = [str(v) if v is not None else "" for v in table.column(id_col).to_pylist()]
+        ids = [str(v) if v is not None else "" for v in _utf8_column(table, id_col, None, where)]
+    texts = _utf8_column(table, text_col, ids, where)
     _check_ids_texts(ids, texts, where)
     audio = table.column(audio_col)
 
@@ -199,11 +220,16 @@ def read_manifest(path: Path) -> list[dict[str, str]]:
     if delim is None:
         raise ValueError(f"{path}: manifest must end in .csv or .tsv")
     try:
-        raw = path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
     except FileNotFoundError as exc:
         raise ValueError(f"{path}: manifest not found") from exc
+    try:
+        raw = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not valid UTF-8 at byte {exc.start}; expected a UTF-8 manifest") from exc
+        line = data[: exc.start].count(b"\n") + 1
+        bad = data[max(0, exc.start - 10) : exc.end + 10]
+        raise ValueError(f"{path}: not valid UTF-8 at line {line}, byte {exc.start} ({bad!r}); "
+                         "expected a UTF-8 manifest") from exc
     reader = csv.DictReader(io.StringIO(raw), delimiter=delim)
     names = list(reader.fieldnames or [])
     missing = [c for c in ("path", "text") if c not in names]
