@@ -125,6 +125,15 @@ def final_targets(config: dict[str, Any], results: str = "results") -> list[str]
     return out
 
 
+def sort_keys(value: Any) -> Any:
+    """The same structure with every mapping's keys in sorted order (lists keep their order)."""
+    if isinstance(value, dict):
+        return {k: sort_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [sort_keys(v) for v in value]
+    return value
+
+
 def config_hash(config: dict[str, Any]) -> str:
     """A short stable hash of the whole config, recorded with every table row."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()

@@ -21,6 +21,11 @@ try:
         config.clear()
         config.update(copy.deepcopy(workflow.config_settings.overwrite_config))
     validate_config(config)
+    # Snakemake compares dict params in key order: sorted keys make a reordered but equal
+    # config rerun nothing.
+    sorted_config = plan.sort_keys(config)
+    config.clear()
+    config.update(sorted_config)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 

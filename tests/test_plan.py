@@ -58,3 +58,10 @@ def test_every_test_set_is_decoded_with_every_variant():
     targets = plan.decode_targets(config)
     assert len(targets) == len(plan.variants(config)) * 3
     assert "results/decode/tiny.en/baseline/ivr.parquet" in targets
+
+
+def test_sorted_config_keeps_lists_and_values():
+    config = {"b": {"z": 1, "a": [{"y": 2, "x": 3}]}, "a": 0}
+    out = plan.sort_keys(config)
+    assert out == config
+    assert list(out) == ["a", "b"] and list(out["b"]) == ["a", "z"] and list(out["b"]["a"][0]) == ["x", "y"]
