@@ -14,12 +14,26 @@ from asrprune.io import atomic_path, write_parquet
 log = logging.getLogger(__name__)
 
 
-def decode_variant(model_dir: str, mask_dir: str, data_path: str, out_path: str, decoding: dict[str, Any]) -> None:
-    """Load the base model, apply the variant's mask set, decode a test set, write per-utterance rows."""
+def decode_variant(
+    model_dir: str,
+    mask_dir: str,
+    data_path: str,
+    out_path: str,
+    decoding: dict[str, Any],
+    cache_dir: str | None = None,
+) -> None:
+    """Load the base model, apply the variant's mask set, decode a test set, write per-utterance rows.
+
+    With `cache_dir` (the rule passes results/cache/encoder) and `decoding.encoder_cache` on, a
+    variant that leaves a prefix of the encoder untouched reads the base model's encoder states
+    from the cache (asrprune.encoder_cache), or computes and stores them for the next variant.
+    """
     import torch
 
     from asrprune.batches import read_split
-    from asrprune.decode import DecodeSettings, decode_frame, resolve_device
+    from asrprune.decode import CacheSpec, DecodeSettings, decode_frame, resolve_device
+    from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary
+    from asrprune.io import sha256_file
     from asrprune.masks import apply_mask_set
     from asrprune.models import generation_prompt_ids, load_model
 
@@ -27,12 +41,20 @@ def decode_variant(model_dir: str, mask_dir: str, data_path: str, out_path: str,
     device = resolve_device(settings.device)
     model, processor = load_model(model_dir)
     base_manifest = json.loads((Path(model_dir) / "manifest.json").read_text())
-    apply_mask_set(model, mask_dir, base_manifest)
+    mask_manifest = apply_mask_set(model, mask_dir, base_manifest)
     if device.type == "cuda":
         model = model.to(device=device, dtype=getattr(torch, settings.gpu_dtype))
     df = read_split(data_path)
-    log.info("decoding %d utterances of %s with %s on %s", len(df), data_path, mask_dir, device)
-    decoded = decode_frame(model, processor, generation_prompt_ids(model), df, settings)
+    cache = None
+    if cache_dir and settings.encoder_cache and settings.encoder_cache_mb > 0:
+        cache = CacheSpec(
+            cache=EncoderCache.from_mb(cache_dir, settings.encoder_cache_mb),
+            weights_sha256=base_manifest["weights_sha256"],
+            dataset_sha256=sha256_file(data_path),
+            resume_layer=resume_boundary(changed_tensors(mask_manifest), model.config.encoder_layers),
+        )
+    log.info("decoding %d utterances of %s with %s on %s (%s backend)", len(df), data_path, mask_dir, device, settings.backend)
+    decoded = decode_frame(model, processor, generation_prompt_ids(model), df, settings, cache=cache)
     write_parquet(decoded, out_path, metadata={"decoding": decoding, "device": str(device)})
 
 

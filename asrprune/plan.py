@@ -125,6 +125,21 @@ def final_targets(config: dict[str, Any], results: str = "results") -> list[str]
     return out
 
 
+# Decoding settings that change speed, never a transcript: kept out of the decode rule's params
+# so that changing them reruns nothing (the script reads them from the config).
+SPEED_ONLY_DECODING_KEYS = ("backend", "encoder_cache", "encoder_cache_mb")
+
+
+def transcript_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The decoding settings that can change a hypothesis."""
+    return {k: v for k, v in config["decoding"].items() if k not in SPEED_ONLY_DECODING_KEYS}
+
+
+def speed_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The decoding settings that only change how fast hypotheses come."""
+    return {k: v for k, v in config["decoding"].items() if k in SPEED_ONLY_DECODING_KEYS}
+
+
 def sort_keys(value: Any) -> Any:
     """The same structure with every mapping's keys in sorted order (lists keep their order)."""
     if isinstance(value, dict):

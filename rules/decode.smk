@@ -13,6 +13,11 @@ rule decode:
     resources:
         **res("decode"),
     params:
-        decoding=config["decoding"],
+        # only what can change a transcript: backend and cache settings rerun nothing
+        decoding=plan.transcript_settings(config),
+        # Shared by every decode job, outside the DAG: encoder states of variants that leave a
+        # prefix of the encoder untouched (asrprune/encoder_cache.py; capped by
+        # decoding.encoder_cache_mb, safe under concurrent jobs).
+        cache_dir=f"{RESULTS}/cache/encoder",
     script:
         "../scripts/decode.py"

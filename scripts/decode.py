@@ -5,11 +5,13 @@ from asrprune.runtime import setup_script
 log = setup_script(snakemake.log[0], snakemake.threads)
 
 from asrprune.pipeline import decode_variant  # noqa: E402
+from asrprune.plan import speed_settings  # noqa: E402
 
 decode_variant(
     model_dir=snakemake.input.model,
     mask_dir=snakemake.input.masks,
     data_path=snakemake.input.data,
     out_path=snakemake.output[0],
-    decoding=snakemake.params.decoding,
+    decoding={**snakemake.params.decoding, **speed_settings(snakemake.config)},
+    cache_dir=snakemake.params.get("cache_dir"),
 )

@@ -65,3 +65,12 @@ def test_sorted_config_keeps_lists_and_values():
     out = plan.sort_keys(config)
     assert out == config
     assert list(out) == ["a", "b"] and list(out["b"]) == ["a", "z"] and list(out["b"]["a"][0]) == ["x", "y"]
+
+
+def test_speed_only_settings_stay_out_of_the_decode_params():
+    config = _config()
+    config["decoding"].update(backend="generate", encoder_cache_mb=10)
+    assert "backend" not in plan.transcript_settings(config)
+    assert "encoder_cache_mb" not in plan.transcript_settings(config)
+    assert plan.transcript_settings(config)["max_tokens_margin"] == config["decoding"]["max_tokens_margin"]
+    assert plan.speed_settings(config) == {"backend": "generate", "encoder_cache": True, "encoder_cache_mb": 10}
