@@ -95,24 +95,24 @@ def dataset_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
     return spec
 
 
-def decode_targets(config: dict[str, Any], results: str = "results") -> list[str]:
-    """One decode per model × variant × test set."""
+def _per_run(config: dict[str, Any], results: str, stage: str) -> list[str]:
+    """One file of `stage` per model × variant × test set."""
     return [
-        f"{results}/decode/{m}/{v.id}/{d}.parquet"
+        f"{results}/{stage}/{m}/{v.id}/{d}.parquet"
         for m in config["models"]
         for v in variants(config)
         for d in evaluation_sets(config)
     ]
+
+
+def decode_targets(config: dict[str, Any], results: str = "results") -> list[str]:
+    """One decode per model × variant × test set."""
+    return _per_run(config, results, "decode")
 
 
 def score_targets(config: dict[str, Any], results: str = "results") -> list[str]:
     """One score file per decode."""
-    return [
-        f"{results}/scores/{m}/{v.id}/{d}.parquet"
-        for m in config["models"]
-        for v in variants(config)
-        for d in evaluation_sets(config)
-    ]
+    return _per_run(config, results, "scores")
 
 
 def final_targets(config: dict[str, Any], results: str = "results") -> list[str]:
