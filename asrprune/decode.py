@@ -14,8 +14,14 @@ real tiny.en):
   out changes no other row's bits). Ended rows stay in every matrix product: CPU GEMM kernels pick
   their blocking by the number of rows, so a smaller batch changes the last bits of the others
   (measured: fc1/fc2 outputs differ between 8 rows and 1-3 or 16+ rows), and merging batches to
-  amortize the weights costs more in cross-attention than it saves. Beam search, and generation
-  configs that would add other logits processors, fall back to ``generate``.
+  amortize the weights costs more in cross-attention than it saves. One deliberate difference: on a
+  CPU the vocabulary projection multiplies by a transposed copy of the (tied) embedding, made once
+  per job. F.linear hands MKL the 80 MB matrix transposed and it repacks it on every step; the
+  copy makes a step's largest product 2-2.5x faster. Its logits can differ from F.linear's in the
+  last bit (measured: for 2-3 rows with 2 threads, 2-15 rows with 1), which can move an argmax
+  only when the two best logits are within a rounding step of each other; the tests and
+  ``bench/bench_decode.py`` compare the transcripts with ``generate``'s. Beam search, and
+  generation configs that would add other logits processors, fall back to ``generate``.
 
 The encoder side is independent of the backend: it runs in full, or resumes from states that
 ``asrprune.encoder_cache`` keeps on disk for variants that leave a prefix of the encoder untouched.
@@ -202,6 +208,28 @@ def fast_unsupported(model: Any, settings: DecodeSettings, generate_kwargs: dict
     return None
 
 
+@dataclass(frozen=True)
+class LoopConstants:
+    """What every batch of a job shares: the suppress-token masks and the vocabulary projection."""
+
+    always: torch.Tensor  # bool [vocab]: suppressed at every step
+    first: torch.Tensor  # bool [vocab]: suppressed at the first generated step
+    vocab_t: torch.Tensor | None  # proj_out.weight transposed and contiguous (CPU), None: F.linear
+
+    def logits(self, model: Any, last: torch.Tensor) -> torch.Tensor:
+        """Float logits [rows, vocab] of the decoder's final hidden states [rows, d_model]."""
+        out = model.proj_out(last) if self.vocab_t is None else torch.mm(last, self.vocab_t)
+        return out.float()
+
+
+def loop_constants(model: Any, device: torch.device) -> LoopConstants:
+    """The job-wide constants of the fast loop (the transposed copy costs one pass over the embedding)."""
+    always, first = suppress_masks(model, device)
+    w = model.proj_out.weight
+    vocab_t = w.detach().t().contiguous() if device.type == "cpu" and model.proj_out.bias is None else None
+    return LoopConstants(always, first, vocab_t)
+
+
 def suppress_masks(model: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Boolean vocabulary masks: tokens suppressed at every step, and at the first generated step."""
     gc = model.generation_config
@@ -221,7 +249,7 @@ def greedy_decode(
     encoder_hidden: torch.Tensor,
     prompt_ids: list[int],
     limits: list[int],
-    masks: tuple[torch.Tensor, torch.Tensor] | None = None,
+    constants: LoopConstants | None = None,
     compact: bool | None = None,
 ) -> list[list[int]]:
     """Greedy tokens after the prompt for each row: up to its eos (included) or its token limit.
@@ -240,7 +268,8 @@ def greedy_decode(
     eos = int(model.generation_config.eos_token_id)
     pad = model.generation_config.pad_token_id
     pad = eos if pad is None else int(pad)
-    always, first = masks if masks is not None else suppress_masks(model, device)
+    constants = constants if constants is not None else loop_constants(model, device)
+    always, first = constants.always, constants.first
     n_heads = layers[0].self_attn.num_heads
     head_dim = layers[0].self_attn.head_dim
 
@@ -286,7 +315,9 @@ def greedy_decode(
             residual = hidden
             h = layer.final_layer_norm(hidden)
             hidden = residual + layer.fc2(layer.activation_fn(layer.fc1(h)))
-        logits = model.proj_out(dec.layer_norm(hidden))[:, -1, :].float()
+        # Only the last position's logits are used; layer norm works row by row, so normalizing that
+        # position alone gives the same values.
+        logits = constants.logits(model, dec.layer_norm(hidden[:, -1, :]))
         logits.masked_fill_(first if step == 0 else always, float("-inf"))
         token = torch.where(running, logits.argmax(-1), pad)
         steps.append(token)
@@ -461,7 +492,7 @@ def decode_frame(
     if backend == "fast" and (why := fast_unsupported(model, settings, generate_kwargs)):
         log.info("decoding with generate instead of the fast loop: %s", why)
         backend = "generate"
-    masks = suppress_masks(model, device) if backend == "fast" else None
+    constants = loop_constants(model, device) if backend == "fast" else None
     chunks = batch_chunks(df, settings.batch_size)
     n_layers = model.config.encoder_layers
     reader, written, _ = open_cache_entry(model, processor, df, chunks, settings, cache) if cache else (None, {}, None)
@@ -485,7 +516,7 @@ def decode_frame(
                 else:
                     encoded = encoder_resume(model, hidden.to(dtype=dtype), k)
                 if backend == "fast":
-                    new = greedy_decode(model, encoded, prompt_ids, limits, masks)
+                    new = greedy_decode(model, encoded, prompt_ids, limits, constants)
                 else:
                     new = generate_tokens(model, prompt_ids, limits, settings, encoder_hidden=encoded, generate_kwargs=generate_kwargs)
         seconds = (time.perf_counter() - start + written.get(i, 0.0)) / len(chunk)

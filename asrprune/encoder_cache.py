@@ -41,9 +41,9 @@ Disk layout and cost
 ``{root}/{key}/meta.json`` + ``b00000.safetensors``, ``b00001.safetensors``, ... (one
 ``[batch, 1500, d_model]`` tensor ``hidden`` each, utterance ids in the file's metadata). One entry
 costs ``n_utts x 1500 x d_model x 4`` bytes: 2.2 MiB per utterance for tiny (d 384), 2.9 MiB for base,
-4.4 MiB for small. The default config stores one boundary per test set (its decoder variants read
-boundary L; ``enc_ffn`` changes block 0, so those variants compute the encoder in full): 3 sets x 48
-utterances x 2.2 MiB = 317 MiB; a test set of 2,000 utterances costs 8.6 GiB per boundary for small. The total is capped at ``decoding.encoder_cache_mb``: before and after writing
+4.4 MiB for small. The default config stores two boundaries per test set (its decoder variants read
+boundary L = 4, its ``enc.last_third`` variants boundary 3; a target that changes block 0, such as
+``enc_ffn``, computes the encoder in full): 3 sets x 2 x 48 utterances x 2.2 MiB = 634 MiB; a test set of 2,000 utterances costs 8.6 GiB per boundary for small. The total is capped at ``decoding.encoder_cache_mb``: before and after writing
 an entry the least recently used entries (by the entry directory's mtime, which every read refreshes)
 are removed until the published entries fit; an entry larger than the whole cap is never written.
 The entry being written is not counted until it is published, so usage can exceed the cap by one

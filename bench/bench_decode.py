@@ -8,7 +8,9 @@ method is timed from the FLAC bytes to the text: audio decoding, log-Mel feature
 
 1. Speed on N real utterances (default 64 `ivr` prompts; built into results/bench/data/ if the
    workflow's ivr set is smaller), greedy, batch 8, T threads: the transformers ASR pipeline (the
-   baseline), `model.generate` on batched features, the fast loop, and variants decoded from the
+   baseline), the encoder alone (audio, features and encoder with no decoding at all: no dense
+   decode can beat it, so it bounds what any decoder-side speed-up can reach),
+   `model.generate` on batched features, the fast loop, and variants decoded from the
    encoder cache (a decoder-only variant: no encoder at all; an encoder variant pruned in its last
    half: resumes at the middle). Every method decodes every batch of 8 in turn (the order rotating
    from batch to batch), `--rounds` times; each batch counts with its best time over the rounds
@@ -163,8 +165,16 @@ def speed_section(args, base, processor, base_manifest, df, settings) -> list[di
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
+    def encoder_only(chunk, ci):
+        from asrprune.decode import chunk_features, encode
+
+        with torch.inference_mode():
+            encode(base, chunk_features(chunk, processor))
+        return {}
+
     methods = {
         "pipeline": ("transformers pipeline (baseline)", lambda c, ci: run_pipeline(asr, c, settings, ceiling)),
+        "encoder": ("audio + features + encoder, no decoder (the ceiling)", encoder_only),
         "generate": ("model.generate, batched features", lambda c, ci: run_frame(base, processor, prompt, c, generate)),
         "fast": ("fast loop", lambda c, ci: run_frame(base, processor, prompt, c, settings)),
         "fast_write": ("fast loop + cache miss (computes, writes)", fresh_write),
@@ -200,6 +210,7 @@ def speed_section(args, base, processor, base_manifest, df, settings) -> list[di
     audio = float(df["duration_s"].sum())
     same = {
         "pipeline": agree(hyps["pipeline"], hyps["generate"]),
+        "encoder": "-",
         "generate": "reference",
         "fast": agree(hyps["fast"], hyps["generate"]),
         "fast_write": agree(hyps["fast_write"], hyps["generate"]),
@@ -454,6 +465,11 @@ def main() -> None:
         for r in results["speed"]:
             print(f"{r['method']:58s} {r['rtfx']:7.1f} {r['x_pipeline']:11.2f} {r['x_generate']:11.2f}  {r['identical']}")
         print("(identical: transcripts equal to generate's for the base model, to the uncached ones for a variant)")
+        by = {r["key"]: r for r in results["speed"]}
+        if {"pipeline", "encoder", "fast"} <= by.keys():
+            pipe, enc, fast = by["pipeline"]["seconds"], by["encoder"]["seconds"], by["fast"]["seconds"]
+            print(f"(the encoder alone runs at {by['encoder']['x_pipeline']:.2f}x the pipeline; a dense decode at 1.3x "
+                  f"would leave {pipe / 1.3 - enc:.1f} s for decoding, which takes {fast - enc:.1f} s in the fast loop)")
     if "grid" in results:
         g = results["grid"]
         t = g["seconds"]

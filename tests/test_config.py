@@ -27,8 +27,10 @@ def test_default_config_is_valid_and_plans_the_issue_grid(default_config):
         "baseline",
         "magnitude-dec_self_attn-s30",
         "magnitude-dec_self_attn-s50",
-        "magnitude-enc_ffn-s30",
-        "magnitude-enc_ffn-s50",
+        "magnitude-dec_ffn-s30",
+        "magnitude-dec_ffn-s50",
+        "magnitude-enc.last_third-s30",
+        "magnitude-enc.last_third-s50",
     ]
     assert plan.evaluation_sets(config) == ["ivr", "tts_clean", "tts_noisy"]
     assert config["calibration"]["fisher_mode"] == "empirical"
