@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from asrprune.components import GROUPS, classify, layers_in_range, parse_target, select_tensors
+from asrprune.damage import magnitude_order_cumsum
 
 Masks = dict[str, torch.Tensor]
 
@@ -319,12 +320,8 @@ def damage_unit(model: nn.Module, name: str, tensors: list[str], fisher: dict[st
             raise ValueError(f"the Fisher has no entry for {t!r}; was it computed for this model?")
         if tuple(fisher[t].shape) != tuple(params[t].shape):
             raise ValueError(f"Fisher of {t!r} has shape {tuple(fisher[t].shape)}, the weight {tuple(params[t].shape)}")
-    w = torch.cat([params[t].detach().reshape(-1).float() for t in tensors])
-    f = torch.cat([fisher[t].detach().reshape(-1).double() for t in tensors])
-    saliency = 0.5 * f * w.double() ** 2
-    order = torch.sort(w.abs(), stable=True).indices
-    cum = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(saliency[order], 0)])
-    return Unit(name, tensors, w.numel(), cum)
+    cum = magnitude_order_cumsum(fisher, params, tensors)
+    return Unit(name, tensors, cum.numel() - 1, cum)
 
 
 def _lower_hull(points: list[tuple[int, float]]) -> list[tuple[int, float]]:

@@ -132,16 +132,18 @@ def test_allocate_meets_the_budget_and_beats_uniform(tiny_whisper, method, spars
         assert units["dec_self_attn"]["sparsity"] >= units["dec_ffn"]["sparsity"]
 
 
-def test_allocate_curves_agree_with_the_damage_module(tiny_whisper):
-    damage = pytest.importorskip("asrprune.damage")
+def test_allocate_damage_curve_is_the_damage_of_the_magnitude_masks(tiny_whisper):
+    from asrprune import damage
+
     fisher = random_fisher(tiny_whisper)
     params = {n: p.detach() for n, p in tiny_whisper.named_parameters()}
     names = methods.target_tensors(tiny_whisper, "dec_ffn")
     unit = methods.damage_unit(tiny_whisper, "dec_ffn", names, fisher)
-    curve = damage.magnitude_damage_curve(fisher, params, names, [0.25, 0.5])
-    n = unit.numel
-    assert curve[0.25] == pytest.approx(unit.damage(round(0.25 * n)), rel=1e-5)
-    assert curve[0.5] == pytest.approx(unit.damage(round(0.5 * n)), rel=1e-5)
+    assert unit.numel == sum(params[n].numel() for n in names)
+    for s in (0.25, 0.5):
+        keep = compute_masks(tiny_whisper, "magnitude", "dec_ffn", s)
+        measured = sum(damage.predicted_damage_per_tensor(fisher, params, {n: ~m for n, m in keep.items()}).values())
+        assert unit.damage(round(s * unit.numel)) == pytest.approx(measured, rel=1e-9)
 
 
 def test_allocate_without_fisher_is_refused(tiny_whisper):
