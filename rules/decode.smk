@@ -7,6 +7,8 @@ rule decode:
         f"{RESULTS}/decode/{{model}}/{{variant}}/{{dataset}}.parquet",
     log:
         f"{RESULTS}/logs/decode/{{model}}/{{variant}}/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/decode/{{model}}/{{variant}}/{{dataset}}.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("decode")

@@ -3,6 +3,8 @@ rule prepare_model:
         model_dir=directory(f"{RESULTS}/models/{{model}}"),
     log:
         f"{RESULTS}/logs/prepare_model/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_model/{{model}}.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("prepare_model")
@@ -21,6 +23,8 @@ rule prepare_dataset:
         f"{RESULTS}/data/{{dataset}}.parquet",
     log:
         f"{RESULTS}/logs/prepare_dataset/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_dataset/{{dataset}}.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("prepare_dataset")

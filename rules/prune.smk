@@ -5,6 +5,8 @@ rule prune:
         masks=directory(f"{RESULTS}/masks/{{model}}/{{variant}}"),
     log:
         f"{RESULTS}/logs/prune/{{model}}/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prune/{{model}}/{{variant}}.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("prune")
@@ -24,6 +26,8 @@ rule export:
         directory(f"{RESULTS}/export/{{model}}/{{variant}}"),
     log:
         f"{RESULTS}/logs/export/{{model}}/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/export/{{model}}/{{variant}}.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("prune")

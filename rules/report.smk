@@ -20,6 +20,8 @@ rule plots:
         ),
     log:
         f"{RESULTS}/logs/plots.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plots.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("aggregate")

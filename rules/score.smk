@@ -5,6 +5,8 @@ rule score:
         f"{RESULTS}/scores/{{model}}/{{variant}}/{{dataset}}.parquet",
     log:
         f"{RESULTS}/logs/score/{{model}}/{{variant}}/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/score/{{model}}/{{variant}}/{{dataset}}.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("score")
@@ -34,6 +36,8 @@ rule aggregate:
         correlation=f"{RESULTS}/tables/damage_correlation.parquet",
     log:
         f"{RESULTS}/logs/aggregate.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/aggregate.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("aggregate")

@@ -14,6 +14,8 @@ rule sensitivity:
         calibration=f"{RESULTS}/sensitivity/{{model}}/calibration.json",
     log:
         f"{RESULTS}/logs/sensitivity/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sensitivity/{{model}}.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("sensitivity")
@@ -38,6 +40,8 @@ rule predict_damage:
         f"{RESULTS}/sensitivity/{{model}}/predicted.parquet",
     log:
         f"{RESULTS}/logs/predict_damage/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/predict_damage/{{model}}.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("prune")

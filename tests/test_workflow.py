@@ -102,3 +102,14 @@ def test_a_calibration_change_reruns_sensitivity_and_only_the_methods_that_read_
     jobs = planned_jobs(finished_run, write_config(tmp_path, "calib.yaml", fewer))
     # allocate reads the Fisher; magnitude does not
     assert jobs == Counter(sensitivity=1, prune=1, predict_damage=1, decode=3, score=3, aggregate=1, plots=1, all=1)
+
+
+def test_every_rule_leaves_a_benchmark_with_its_peak_memory(finished_run):
+    from asrprune.usage import read_benchmarks
+
+    jobs = read_benchmarks(finished_run / "results/benchmarks")
+    ran = {"prepare_model", "prepare_dataset", "sensitivity", "predict_damage", "prune", "decode", "score", "aggregate", "plots"}
+    assert ran <= set(jobs["rule"])
+    decode = jobs[jobs["rule"] == "decode"]
+    assert len(decode) == 9  # 3 variants x 3 test sets
+    assert (decode["max_rss_mb"] > 200).all()  # torch, the model and the audio: far above an empty interpreter
