@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -100,6 +100,9 @@ class CacheSpec:
     weights_sha256: str  # the base model's
     dataset_sha256: str
     resume_layer: int  # asrprune.encoder_cache.resume_boundary of the variant's mask set
+    # Earlier boundaries other variants of the grid resume from: a job that computes the encoder up to
+    # its own boundary stores the states it passes at these too (asrprune.plan.grid_targets).
+    also_store: tuple[int, ...] = ()
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -140,25 +143,32 @@ def chunk_features(chunk: pd.DataFrame, processor: Any) -> torch.Tensor:
 # Encoder, split at a block boundary
 
 
-def encoder_prefix(model: Any, features: torch.Tensor, k: int) -> torch.Tensor:
-    """Hidden states entering encoder block `k` (the operations of WhisperEncoder.forward, in order)."""
+def encoder_stem(model: Any, features: torch.Tensor) -> torch.Tensor:
+    """Hidden states entering encoder block 0: convolutions, GELU, positions (as WhisperEncoder.forward)."""
     enc = model.model.encoder
     x = F.gelu(enc.conv1(features))
     x = F.gelu(enc.conv2(x))
     x = x.permute(0, 2, 1)
     positions = torch.arange(enc.embed_positions.num_embeddings, device=x.device)
-    hidden = x + enc.embed_positions(positions)
-    for layer in enc.layers[:k]:
+    return x + enc.embed_positions(positions)
+
+
+def encoder_blocks(model: Any, hidden: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Hidden states entering block `stop` from those entering block `start`."""
+    for layer in model.model.encoder.layers[start:stop]:
         hidden = layer(hidden, None)
     return hidden
+
+
+def encoder_prefix(model: Any, features: torch.Tensor, k: int) -> torch.Tensor:
+    """Hidden states entering encoder block `k` (the operations of WhisperEncoder.forward, in order)."""
+    return encoder_blocks(model, encoder_stem(model, features), 0, k)
 
 
 def encoder_resume(model: Any, hidden: torch.Tensor, k: int) -> torch.Tensor:
     """The encoder's output from the hidden states entering block `k`: blocks k..L-1, then layer_norm."""
     enc = model.model.encoder
-    for layer in enc.layers[k:]:
-        hidden = layer(hidden, None)
-    return enc.layer_norm(hidden)
+    return enc.layer_norm(encoder_blocks(model, hidden, k, len(enc.layers)))
 
 
 def encode(model: Any, features: torch.Tensor) -> torch.Tensor:
@@ -401,21 +411,27 @@ def _rows(chunk: pd.DataFrame, new_tokens: list[list[int]], limits: list[int], s
     return rows
 
 
-def _fill_entry(writer: EntryWriter, chunks, model, processor, k: int, device, dtype, fields) -> dict[int, float] | None:
-    """Compute the states entering block k for every batch, write them, publish; seconds per batch."""
+def _fill_entries(writers: dict[int, tuple[EntryWriter, dict]], chunks, model, processor, device, dtype) -> dict[int, float] | None:
+    """Compute the states entering each writer's block for every batch (one pass through the encoder,
+    stopping at each boundary in turn), write them, publish every entry; seconds per batch."""
+    bounds = sorted(writers)
     seconds = {}
     try:
         for i, chunk in enumerate(chunks):
             start = time.perf_counter()
             features = chunk_features(chunk, processor).to(device=device, dtype=dtype)
             with torch.inference_mode():
-                hidden = encoder_prefix(model, features, k)
-            writer.put(i, hidden)
+                hidden, at = encoder_stem(model, features), 0
+                for k in bounds:
+                    hidden, at = encoder_blocks(model, hidden, at, k), k
+                    writers[k][0].put(i, hidden)
             seconds[i] = time.perf_counter() - start
-        writer.publish(fields)
+        for writer, fields in writers.values():
+            writer.publish(fields)
     except Exception as err:  # noqa: BLE001 - the cache must never fail a decode
-        log.warning("encoder cache: writing %s failed (%s); decoding without it", writer.key[:12], err)
-        writer.abort()
+        log.warning("encoder cache: writing %s failed (%s); decoding without it", [w.key[:12] for w, _ in writers.values()], err)
+        for writer, _ in writers.values():
+            writer.abort()
         return None
     return seconds
 
@@ -455,8 +471,16 @@ def open_cache_entry(model, processor, df: pd.DataFrame, chunks, settings: Decod
     batches = [list(c["id"]) for c in chunks]
     handle = spec.cache.open(key, batches, need_bytes=nbytes)
     if isinstance(handle, EntryWriter):
-        log.info("encoder cache: computing boundary %d of %d into %s", k, n_layers, key[:12])
-        written = _fill_entry(handle, chunks, model, processor, k, device, dtype, fields)
+        writers = {k: (handle, fields)}
+        for extra in sorted(set(spec.also_store)):
+            if 0 < extra < k and spec.cache.fits(nbytes):
+                extra_fields = cache_fields(model, processor, settings, replace(spec, resume_layer=extra))
+                other = spec.cache.open(cache_key(extra_fields), batches, need_bytes=nbytes)
+                if isinstance(other, EntryWriter):  # a reader: stored, or being stored by another job
+                    writers[extra] = (other, extra_fields)
+        log.info("encoder cache: computing boundaries %s of %d into %s", sorted(writers), n_layers,
+                 ", ".join(w.key[:12] for w, _ in writers.values()))
+        written = _fill_entries(writers, chunks, model, processor, device, dtype)
         if written is None:
             return None, {}, key
         return EntryReader(spec.cache, key, batches, published=True), written, key

@@ -42,8 +42,9 @@ Disk layout and cost
 ``[batch, 1500, d_model]`` tensor ``hidden`` each, utterance ids in the file's metadata). One entry
 costs ``n_utts x 1500 x d_model x 4`` bytes: 2.2 MiB per utterance for tiny (d 384), 2.9 MiB for base,
 4.4 MiB for small. The default config stores two boundaries per test set (its decoder variants read
-boundary L = 4, its ``enc.last_third`` variants boundary 3; a target that changes block 0, such as
-``enc_ffn``, computes the encoder in full): 3 sets x 2 x 48 utterances x 2.2 MiB = 634 MiB; a test set of 2,000 utterances costs 8.6 GiB per boundary for small. The total is capped at ``decoding.encoder_cache_mb``: before and after writing
+boundary L = 4, its ``enc.last_third`` variants boundary 3, both written by the first job that runs
+the encoder, see ``CacheSpec.also_store``; a target that changes block 0, such as ``enc_ffn``,
+computes the encoder in full): 3 sets x 2 x 48 utterances x 2.2 MiB = 634 MiB; a test set of 2,000 utterances costs 8.6 GiB per boundary for small. The total is capped at ``decoding.encoder_cache_mb``: before and after writing
 an entry the least recently used entries (by the entry directory's mtime, which every read refreshes)
 are removed until the published entries fit; an entry larger than the whole cap is never written.
 The entry being written is not counted until it is published, so usage can exceed the cap by one
@@ -119,6 +120,19 @@ def resume_boundary(changed: Iterable[str], n_layers: int) -> int:
         elif not name.startswith("model.encoder.layer_norm."):
             return 0  # conv1, conv2, embed_positions: nothing before the first block is reusable
     return k
+
+
+def target_boundaries(model: Any, targets: Iterable[str]) -> tuple[int, ...]:
+    """Boundaries strictly inside the encoder that variants pruning within these targets resume from.
+
+    A variant changes only tensors of its target, so it resumes at its target's boundary or later;
+    decoder-only targets (boundary L) and those reaching the stem (0) add nothing.
+    """
+    from asrprune.methods import target_tensors
+
+    n_layers = model.config.encoder_layers
+    found = {resume_boundary(target_tensors(model, t), n_layers) for t in targets}
+    return tuple(sorted(k for k in found if 0 < k < n_layers))
 
 
 def changed_tensors(mask_manifest: dict[str, Any]) -> list[str]:

@@ -21,18 +21,21 @@ def decode_variant(
     out_path: str,
     decoding: dict[str, Any],
     cache_dir: str | None = None,
+    grid_targets: list[str] | tuple[str, ...] = (),
 ) -> None:
     """Load the base model, apply the variant's mask set, decode a test set, write per-utterance rows.
 
     With `cache_dir` (the rule passes results/cache/encoder) and `decoding.encoder_cache` on, a
     variant that leaves a prefix of the encoder untouched reads the base model's encoder states
-    from the cache (asrprune.encoder_cache), or computes and stores them for the next variant.
+    from the cache (asrprune.encoder_cache), or computes and stores them for the next variant;
+    while it computes, it also stores the states at the boundaries `grid_targets` resume from
+    (asrprune.plan.grid_targets), so that a baseline decode serves the encoder-range variants too.
     """
     import torch
 
     from asrprune.batches import read_split
     from asrprune.decode import CacheSpec, DecodeSettings, decode_frame, resolve_device
-    from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary
+    from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary, target_boundaries
     from asrprune.io import sha256_file
     from asrprune.masks import apply_mask_set
     from asrprune.models import generation_prompt_ids, load_model
@@ -52,6 +55,7 @@ def decode_variant(
             weights_sha256=base_manifest["weights_sha256"],
             dataset_sha256=sha256_file(data_path),
             resume_layer=resume_boundary(changed_tensors(mask_manifest), model.config.encoder_layers),
+            also_store=target_boundaries(model, grid_targets),
         )
     log.info("decoding %d utterances of %s with %s on %s (%s backend)", len(df), data_path, mask_dir, device, settings.backend)
     decoded = decode_frame(model, processor, generation_prompt_ids(model), df, settings, cache=cache)

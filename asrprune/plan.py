@@ -140,6 +140,15 @@ def speed_settings(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config["decoding"].items() if k in SPEED_ONLY_DECODING_KEYS}
 
 
+def grid_targets(config: dict[str, Any]) -> list[str]:
+    """The targets of the grid's variants that prune within a target (schedules name their own ranges).
+
+    A decode job turns them into the encoder boundaries worth storing in the encoder cache: each
+    variant changes only tensors inside its target, so it resumes at or after the target's boundary.
+    """
+    return sorted({v.target for v in variants(config) if v.method not in (BASELINE, "schedule")})
+
+
 def sort_keys(value: Any) -> Any:
     """The same structure with every mapping's keys in sorted order (lists keep their order)."""
     if isinstance(value, dict):

@@ -51,7 +51,7 @@ import torch  # noqa: E402
 from asrprune.audio import decode_audio  # noqa: E402
 from asrprune.batches import read_split  # noqa: E402
 from asrprune.decode import CacheSpec, DecodeSettings, batch_chunks, decode_frame, token_limit  # noqa: E402
-from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary  # noqa: E402
+from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary, target_boundaries  # noqa: E402
 from asrprune.io import sha256_file  # noqa: E402
 from asrprune.models import generation_prompt_ids, load_model  # noqa: E402
 
@@ -268,6 +268,7 @@ def grid_section(args, base, processor, base_manifest, settings) -> dict:
             df = df.head(args.grid_utts)
         sets.append((name, df, sha256_file(path)))
     variants = [v.id for v in plan.variants(config)]
+    also_store = target_boundaries(base, plan.grid_targets(config))  # as scripts/decode.py
     generate = replace(settings, backend="generate")
     names = ["pipeline", "generate", "workflow"]
     models = {}
@@ -286,7 +287,7 @@ def grid_section(args, base, processor, base_manifest, settings) -> dict:
             model, k, asr = models[vid]
             for name, df, sha in sets:
                 for ci, chunk in enumerate(batch_chunks(df, settings.batch_size)):
-                    spec = CacheSpec(cache, base_manifest["weights_sha256"], f"{sha}:{ci}", k)
+                    spec = CacheSpec(cache, base_manifest["weights_sha256"], f"{sha}:{ci}", k, also_store)
                     paths = {
                         "pipeline": lambda: run_pipeline(asr, chunk, settings, ceiling),
                         "generate": lambda: decode_frame(model, processor, prompt, chunk, generate),

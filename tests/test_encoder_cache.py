@@ -26,6 +26,7 @@ from asrprune.encoder_cache import (
     cache_key,
     changed_tensors,
     resume_boundary,
+    target_boundaries,
 )
 from test_decode import PROMPT, random_model
 
@@ -144,6 +145,39 @@ def test_hit_miss_and_identical_rows(processor, tmp_path):
     n = len(cache.entries())
     stem = decode_frame(variant, processor, PROMPT, df, SETTINGS, cache=_spec(cache, variant, ["model.encoder.conv1.weight"]))
     assert len(cache.entries()) == n and not stem.encoder_cached.any()
+
+
+def test_a_full_encoder_pass_also_stores_the_grids_earlier_boundaries(processor, tmp_path):
+    from dataclasses import replace
+
+    model = random_model(1, lively=True)
+    df = synthetic_frame()
+    cache = EncoderCache.from_mb(tmp_path / "cache", 100)
+    assert target_boundaries(model, ["dec_self_attn", "enc.last_half", "all", "enc_ffn"]) == (1,)
+    base = decode_frame(model, processor, PROMPT, df, SETTINGS, cache=replace(_spec(cache, model), also_store=(1,)))
+    assert not base.encoder_cached.any() and len(cache.entries()) == 2  # its own boundary L, and boundary 1
+    assert _same(base, decode_frame(model, processor, PROMPT, df, SETTINGS))
+
+    variant = copy.deepcopy(model)
+    with torch.no_grad():
+        variant.model.encoder.layers[1].fc1.weight[::2] = 0
+    changed = ["model.encoder.layers.1.fc1.weight"]
+    first = decode_frame(variant, processor, PROMPT, df, SETTINGS, cache=_spec(cache, variant, changed))
+    assert first.encoder_cached.all() and len(cache.entries()) == 2  # read what the baseline stored
+    assert _same(first, decode_frame(variant, processor, PROMPT, df, SETTINGS))
+    assert not _same(first, base)  # the pruning changed transcripts, so the comparison has teeth
+
+    # a boundary at or after the job's own is not on its path; a stored one is not rewritten
+    again = decode_frame(model, processor, PROMPT, df, SETTINGS, cache=replace(_spec(cache, model, dataset="d1"), also_store=(1, 2, 5)))
+    assert len(cache.entries()) == 4 and not again.encoder_cached.any()
+
+
+def test_the_grids_targets_for_the_cache():
+    from asrprune import plan
+    from asrprune.config import load_yaml, validate_config
+
+    config = validate_config(load_yaml(REPO / "config.yaml"))
+    assert plan.grid_targets(config) == ["dec_ffn", "dec_self_attn", "enc.last_third"]
 
 
 def _write_entry(cache: EncoderCache, key: str, batches: int = 2, fill: float = 0.0) -> list[torch.Tensor]:
