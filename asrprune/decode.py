@@ -411,17 +411,36 @@ def _rows(chunk: pd.DataFrame, new_tokens: list[list[int]], limits: list[int], s
     return rows
 
 
-def _fill_entries(writers: dict[int, tuple[EntryWriter, dict]], chunks, model, processor, device, dtype) -> dict[int, float] | None:
-    """Compute the states entering each writer's block for every batch (one pass through the encoder,
-    stopping at each boundary in turn), write them, publish every entry; seconds per batch."""
+def _fill_entries(
+    writers: dict[int, tuple[EntryWriter, dict]],
+    chunks,
+    model,
+    processor,
+    device,
+    dtype,
+    source: tuple[int, EntryReader] | None = None,
+) -> dict[int, float] | None:
+    """Compute the states entering each writer's block for every batch and publish every entry.
+
+    One pass through the encoder per batch, stopping at each boundary in turn; it starts from the
+    `source` entry's states (an earlier boundary stored, or being stored, by another job) where it
+    can, from the features otherwise. Returns the seconds spent per batch, and the batches that
+    started from the source: their encoder states count as read from the cache.
+    """
     bounds = sorted(writers)
-    seconds = {}
+    seconds: dict[int, float] = {}
+    resumed: set[int] = set()
     try:
         for i, chunk in enumerate(chunks):
             start = time.perf_counter()
-            features = chunk_features(chunk, processor).to(device=device, dtype=dtype)
             with torch.inference_mode():
-                hidden, at = encoder_stem(model, features), 0
+                hidden = source[1].get(i, device) if source is not None else None
+                if hidden is not None:
+                    hidden, at = hidden.to(dtype=dtype), source[0]
+                    resumed.add(i)
+                else:
+                    features = chunk_features(chunk, processor).to(device=device, dtype=dtype)
+                    hidden, at = encoder_stem(model, features), 0
                 for k in bounds:
                     hidden, at = encoder_blocks(model, hidden, at, k), k
                     writers[k][0].put(i, hidden)
@@ -433,7 +452,7 @@ def _fill_entries(writers: dict[int, tuple[EntryWriter, dict]], chunks, model, p
         for writer, _ in writers.values():
             writer.abort()
         return None
-    return seconds
+    return seconds, resumed
 
 
 def cache_fields(model, processor, settings: DecodeSettings, spec: CacheSpec) -> dict[str, Any]:
@@ -453,7 +472,7 @@ def cache_fields(model, processor, settings: DecodeSettings, spec: CacheSpec) ->
 
 
 def open_cache_entry(model, processor, df: pd.DataFrame, chunks, settings: DecodeSettings, spec: CacheSpec):
-    """(reader or None, seconds this job spent writing the entry per batch, key or None)."""
+    """(reader or None, {batch: (seconds spent writing, started from a stored boundary)}, key or None)."""
     n_layers = model.config.encoder_layers
     k = spec.resume_layer
     if not settings.encoder_cache or k < 1:
@@ -471,18 +490,30 @@ def open_cache_entry(model, processor, df: pd.DataFrame, chunks, settings: Decod
     batches = [list(c["id"]) for c in chunks]
     handle = spec.cache.open(key, batches, need_bytes=nbytes)
     if isinstance(handle, EntryWriter):
+        # Earlier boundaries of the grid: start from the deepest one already stored (or being
+        # stored), and store the missing ones between it and this job's own on the way. A job only
+        # ever follows a boundary below every one it writes, so jobs cannot wait on each other in a circle.
+        extras = {b: cache_fields(model, processor, settings, replace(spec, resume_layer=b))
+                  for b in sorted(set(spec.also_store)) if 0 < b < k}
+        source = None
+        for b in sorted(extras, reverse=True):
+            if (reader := spec.cache.find(cache_key(extras[b]), batches)) is not None:
+                source = (b, reader)
+                break
         writers = {k: (handle, fields)}
-        for extra in sorted(set(spec.also_store)):
-            if 0 < extra < k and spec.cache.fits(nbytes):
-                extra_fields = cache_fields(model, processor, settings, replace(spec, resume_layer=extra))
+        for b, extra_fields in extras.items():
+            if b > (source[0] if source else 0) and spec.cache.fits(nbytes):
                 other = spec.cache.open(cache_key(extra_fields), batches, need_bytes=nbytes)
-                if isinstance(other, EntryWriter):  # a reader: stored, or being stored by another job
-                    writers[extra] = (other, extra_fields)
-        log.info("encoder cache: computing boundaries %s of %d into %s", sorted(writers), n_layers,
-                 ", ".join(w.key[:12] for w, _ in writers.values()))
-        written = _fill_entries(writers, chunks, model, processor, device, dtype)
-        if written is None:
+                if isinstance(other, EntryWriter):  # a reader: another job got there first
+                    writers[b] = (other, extra_fields)
+        log.info("encoder cache: computing boundaries %s of %d%s", sorted(writers), n_layers,
+                 f", starting from stored boundary {source[0]}" if source else "")
+        filled = _fill_entries(writers, chunks, model, processor, device, dtype, source)
+        if filled is None:
             return None, {}, key
+        seconds, resumed = filled
+        # per batch: the seconds spent writing, and whether its states came from the cache (resumed)
+        written = {i: (t, i in resumed) for i, t in seconds.items()}
         return EntryReader(spec.cache, key, batches, published=True), written, key
     if handle is not None:
         log.info("encoder cache: %s entry %s (boundary %d of %d)", "reading" if handle.published else "following", key[:12], k, n_layers)
@@ -529,7 +560,7 @@ def decode_frame(
         limits = [token_limit(float(d), settings, ceiling) for d in chunk["duration_s"]]
         with torch.inference_mode():
             hidden = reader.get(i, device) if reader is not None else None
-            cached = hidden is not None and i not in written
+            cached = hidden is not None and (i not in written or written[i][1])
             if hidden is None and backend == "generate" and reader is None:
                 features = chunk_features(chunk, processor).to(device=device, dtype=dtype)
                 new = generate_tokens(model, prompt_ids, limits, settings, features=features, generate_kwargs=generate_kwargs)
@@ -543,7 +574,7 @@ def decode_frame(
                     new = greedy_decode(model, encoded, prompt_ids, limits, constants)
                 else:
                     new = generate_tokens(model, prompt_ids, limits, settings, encoder_hidden=encoded, generate_kwargs=generate_kwargs)
-        seconds = (time.perf_counter() - start + written.get(i, 0.0)) / len(chunk)
+        seconds = (time.perf_counter() - start + written.get(i, (0.0, False))[0]) / len(chunk)
         rows += _rows(chunk, new, limits, seconds, cached, tokenizer, eos)
         bar.update(len(chunk))
     bar.close()

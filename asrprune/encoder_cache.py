@@ -304,6 +304,23 @@ class EncoderCache:
 
     # -- open / claim ---------------------------------------------------------------------------
 
+    def find(self, key: str, batches: list[list[str]]) -> "EntryReader | None":
+        """A reader of an entry that is published or being written by a live writer; claims nothing."""
+        final = self.final_dir(key)
+        try:
+            meta = json.loads((final / META_FILE).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            meta = None
+        if meta is not None:
+            if meta.get("batches") != batches:
+                return None
+            self.touch(key)
+            return EntryReader(self, key, batches, published=True)
+        partial = self.partial_dir(key)
+        if partial.is_dir() and self._writer_alive(partial):
+            return EntryReader(self, key, batches, published=False)
+        return None
+
     def open(self, key: str, batches: list[list[str]], need_bytes: int = 0) -> "EntryReader | EntryWriter | None":
         """A reader (published or being written by another job), a writer (this job claimed it), or None.
 

@@ -172,6 +172,29 @@ def test_a_full_encoder_pass_also_stores_the_grids_earlier_boundaries(processor,
     assert len(cache.entries()) == 4 and not again.encoder_cached.any()
 
 
+def test_a_job_starts_from_an_earlier_boundary_another_variant_stored(processor, tmp_path):
+    from dataclasses import replace
+
+    model = random_model(1, lively=True)
+    df = synthetic_frame()
+    cache = EncoderCache.from_mb(tmp_path / "cache", 100)
+    variant = copy.deepcopy(model)
+    with torch.no_grad():
+        variant.model.encoder.layers[1].fc1.weight[::2] = 0
+    changed = ["model.encoder.layers.1.fc1.weight"]
+    # the encoder-range variant runs first and stores boundary 1 for itself
+    first = decode_frame(variant, processor, PROMPT, df, SETTINGS, cache=_spec(cache, variant, changed))
+    assert not first.encoder_cached.any() and len(cache.entries()) == 1
+    # the baseline then runs only block 1 on top of it, stores boundary 2, and counts as cached
+    base = decode_frame(model, processor, PROMPT, df, SETTINGS, cache=replace(_spec(cache, model), also_store=(1,)))
+    assert base.encoder_cached.all() and len(cache.entries()) == 2
+    assert _same(base, decode_frame(model, processor, PROMPT, df, SETTINGS))
+    assert not _same(base, first)
+    # and a decoder-only variant reads boundary 2
+    again = decode_frame(model, processor, PROMPT, df, SETTINGS, cache=replace(_spec(cache, model), also_store=(1,)))
+    assert again.encoder_cached.all() and _same(again, base) and len(cache.entries()) == 2
+
+
 def test_the_grids_targets_for_the_cache():
     from asrprune import plan
     from asrprune.config import load_yaml, validate_config
