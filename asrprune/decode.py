@@ -502,7 +502,7 @@ def open_cache_entry(model, processor, df: pd.DataFrame, chunks, settings: Decod
                 break
         writers = {k: (handle, fields)}
         for b, extra_fields in extras.items():
-            if b > (source[0] if source else 0) and spec.cache.fits(nbytes):
+            if b > (source[0] if source else 0):  # same size as this job's own entry, which fits
                 other = spec.cache.open(cache_key(extra_fields), batches, need_bytes=nbytes)
                 if isinstance(other, EntryWriter):  # a reader: another job got there first
                     writers[b] = (other, extra_fields)

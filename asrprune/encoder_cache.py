@@ -304,18 +304,23 @@ class EncoderCache:
 
     # -- open / claim ---------------------------------------------------------------------------
 
+    def _published(self, key: str, batches: list[list[str]]) -> "EntryReader | None | bool":
+        """A reader of the published entry; None if it holds other batches; False if none is published."""
+        try:
+            meta = json.loads((self.final_dir(key) / META_FILE).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return False
+        if meta.get("batches") != batches:
+            log.warning("encoder cache: entry %s holds other batches; not using it", key[:12])
+            return None
+        self.touch(key)
+        return EntryReader(self, key, batches, published=True)
+
     def find(self, key: str, batches: list[list[str]]) -> "EntryReader | None":
         """A reader of an entry that is published or being written by a live writer; claims nothing."""
-        final = self.final_dir(key)
-        try:
-            meta = json.loads((final / META_FILE).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            meta = None
-        if meta is not None:
-            if meta.get("batches") != batches:
-                return None
-            self.touch(key)
-            return EntryReader(self, key, batches, published=True)
+        published = self._published(key, batches)
+        if published is not False:
+            return published
         partial = self.partial_dir(key)
         if partial.is_dir() and self._writer_alive(partial):
             return EntryReader(self, key, batches, published=False)
@@ -329,18 +334,9 @@ class EncoderCache:
         itself).
         """
         while True:
-            final = self.final_dir(key)
-            if (final / META_FILE).is_file():
-                try:
-                    meta = json.loads((final / META_FILE).read_text())
-                except (FileNotFoundError, json.JSONDecodeError):
-                    meta = None
-                if meta is not None:
-                    if meta.get("batches") != batches:
-                        log.warning("encoder cache: entry %s holds other batches; not using it", key[:12])
-                        return None
-                    self.touch(key)
-                    return EntryReader(self, key, batches, published=True)
+            published = self._published(key, batches)
+            if published is not False:
+                return published
             partial = self.partial_dir(key)
             try:
                 partial.mkdir()
