@@ -6,7 +6,8 @@ LayerNorm parameter belongs to `layernorm`; every other bias vector belongs to `
 position embeddings belong to `embeddings` (the output projection is tied to the token embedding,
 so pruning `embeddings` prunes the output projection too).
 
-A *target* is `COMPONENT`, `enc`, `dec` or `all`, optionally followed by `.LAYERS`, where LAYERS is
+A *target* is `COMPONENT`, `enc`, `dec`, `all` or `token_embedding` (the token embedding alone, tied
+to the output projection), the first four optionally followed by `.LAYERS`, where LAYERS is
 a depth-relative range (`first_half`, `last_half`, `first_third`, `middle_third`, `last_third`,
 `first_quarter`, `last_quarter`) or explicit 1-based inclusive layers `l9-12` / `l3`. Relative ranges
 assign layer i of n to a fraction by its centre (i + 0.5) / n, so `last_third` is layers 9–12 of
@@ -42,6 +43,12 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "all": MATRIX_COMPONENTS,
     "enc": ("enc_self_attn", "enc_ffn", "conv"),
     "dec": ("dec_self_attn", "dec_cross_attn", "dec_ffn"),
+}
+# Targets that name particular tensors rather than a component: the token embedding alone (the
+# authors' schedule prunes it at 25 % and leaves the position embeddings alone). The output
+# projection is tied to it, so `named_parameters` lists it once; an untied `proj_out` goes with it.
+NAMED_TENSORS: dict[str, tuple[str, ...]] = {
+    "token_embedding": ("model.decoder.embed_tokens.weight", "proj_out.weight"),
 }
 RELATIVE_RANGES: dict[str, tuple[float, float]] = {
     "first_half": (0.0, 1 / 2),
@@ -101,9 +108,10 @@ def classify(name: str) -> TensorInfo:
 def parse_target(target: str) -> tuple[str, str | None]:
     """Split a target into (component or group, layer range or None), checking both names."""
     m = TARGET_RE.match(target)
-    if not m or (m["base"] not in COMPONENTS and m["base"] not in GROUPS):
+    if not m or (m["base"] not in COMPONENTS and m["base"] not in GROUPS and m["base"] not in NAMED_TENSORS):
         raise ValueError(
-            f"unknown pruning target {target!r}: expected one of {', '.join(COMPONENTS + tuple(GROUPS))}, "
+            f"unknown pruning target {target!r}: expected one of "
+            f"{', '.join(COMPONENTS + tuple(GROUPS) + tuple(NAMED_TENSORS))}, "
             f"optionally followed by '.RANGE' with RANGE one of {', '.join(RELATIVE_RANGES)} or 'l<first>-<last>'"
         )
     layers = m["layers"]
@@ -131,13 +139,20 @@ def layers_in_range(layer_range: str | None, n_layers: int) -> set[int]:
     return set(range(first_i - 1, last_i))
 
 
-def select_tensors(names: list[str], target: str, n_layers: dict[str, int]) -> list[str]:
+def select_tensors(names: list[str], target: str, n_layers: dict[str, int], allow_empty: bool = False) -> list[str]:
     """Names of the tensors a target prunes, in model order.
 
     `n_layers` maps "encoder"/"decoder" to the block count. Layer-restricted targets keep only
     tensors inside the blocks (the convolutions have no layer, so `enc.last_third` excludes them).
     """
     base, layer_range = parse_target(target)
+    if base in NAMED_TENSORS:
+        if layer_range is not None:
+            raise ValueError(f"target {target!r}: {base!r} names whole tensors and takes no layer range")
+        chosen = [n for n in names if n in NAMED_TENSORS[base]]
+        if not chosen and not allow_empty:
+            raise ValueError(f"target {target!r} selects no tensor of this model")
+        return chosen
     components = GROUPS.get(base, (base,))
     chosen = []
     for name in names:
@@ -148,6 +163,6 @@ def select_tensors(names: list[str], target: str, n_layers: dict[str, int]) -> l
             if info.layer < 0 or info.layer not in layers_in_range(layer_range, n_layers[info.side]):
                 continue
         chosen.append(name)
-    if not chosen:
+    if not chosen and not allow_empty:
         raise ValueError(f"target {target!r} selects no tensor of this model")
     return chosen

@@ -104,7 +104,7 @@ def build_manifest(
     if target and method not in ("baseline", "schedule"):
         requested_targets = {target: sparsity_requested, **requested_targets}
     for t, s in requested_targets.items():
-        targets[t] = {**rollup(select_tensors(list(params), t, _n_layers(model))), "sparsity_requested": s}
+        targets[t] = {**rollup(select_tensors(list(params), t, _n_layers(model), allow_empty=True)), "sparsity_requested": s}
 
     params_total = sum(p.numel() for p in params.values())
     with torch.no_grad():

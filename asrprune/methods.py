@@ -17,20 +17,20 @@ Methods (`METHODS`):
 - `global`: the same pooled over a whole group (`all`, `enc` or `dec`): `global-all` ranks every
   prunable matrix (attention, FFN, convolutions; no embeddings, norms or biases).
 - `uniform`: the same sparsity in each tensor of the target, one threshold per tensor.
-- `schedule`: a named mapping target -> sparsity (`SCHEDULES`, plus the config's). Overlapping
+- `schedule`: a named mapping target -> Rate (`SCHEDULES`, plus the config's). Overlapping
   targets: each tensor takes the *largest* sparsity among the targets that select it (a tie goes
-  to the target listed first); the tensors a target wins are pooled under one magnitude
-  threshold at its sparsity. So in `paper40` the FFN of the last encoder third is pruned at 50 %
-  with the rest of that third, and the other encoder FFNs at 40 % among themselves; every pool's
-  realized sparsity equals its request and no weight is pruned twice. LayerNorm entries are
-  pruned by |gamma| and |beta| pooled together (a zero gamma silences that channel).
+  to the target listed first). A rate applies per tensor (`prune.l1_unstructured` on each module,
+  as the authors' `authors40` does) or pooled over the tensors the target wins under one
+  threshold (as `paper_text` does). No weight is pruned twice. LayerNorm entries are pruned by
+  |gamma| and |beta| pooled together (a zero gamma silences that channel).
 - `allocate`: per-component sparsities of a group that minimize the OBD predicted damage
   ½ Σ F·w² (diagonal Fisher from the sensitivity stage) of pooled magnitude pruning, with exactly
-  `round(sparsity * n)` weights pruned over the group. A Lagrangian allocation: each component's
-  damage curve on a grid (5 % steps) is replaced by its lower convex hull, hull segments are taken
-  cheapest damage-per-weight first while they fit the budget, and the remainder (less than one
-  step) goes to the component where it costs the least exact damage. `allocate_thirds` does the
-  same with every block component split into layer thirds. The choice goes into `context.notes`.
+  `round(sparsity * n)` weights pruned over the group: an exact multiple-choice knapsack over
+  units × grid steps (5 %), one unit taking the exact remainder (`allocate_counts`).
+  `allocate_thirds` does the same with every block component split into layer thirds.
+- `METHOD-as-NAME` (`global`, `allocate`, `allocate_thirds`): the method over the tensors schedule
+  NAME can prune, pruning exactly as many weights as it does, so a comparison with the schedule
+  differs in *where* it prunes, never in *how much*.
 - `wanda`: score |W_ij|·‖X_j‖₂ (input activation norms from the calibration split), pruned per
   output row; a conv kernel [out, in, k] per output channel with the input channel's norm.
 - `random`: seeded uniform scores pooled within the target (a control).
@@ -44,24 +44,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from asrprune.components import GROUPS, classify, layers_in_range, parse_target, select_tensors
 from asrprune.damage import magnitude_order_cumsum
+from asrprune.schedules import SCHEDULES, Rate, Schedule, resolve_schedule  # noqa: F401 (re-exported)
 
 Masks = dict[str, torch.Tensor]
 
-# The paper's sensitivity-aware schedule (40.8 % overall on whisper-small, as the paper counts it).
-SCHEDULES: dict[str, dict[str, float]] = {
-    "paper40": {
-        "dec_self_attn": 0.5,
-        "enc.last_third": 0.5,
-        "enc_ffn": 0.4,
-        "conv": 0.2,
-        "layernorm": 0.1,
-    },
-}
 THIRDS = ("first_third", "middle_third", "last_third")
 
 
@@ -72,14 +64,15 @@ class PruneContext:
     seed: int = 0
     fisher: dict[str, torch.Tensor] | None = None
     activation_norms: dict[str, torch.Tensor] | None = None
-    schedule: dict[str, float] | None = None
+    schedule: Schedule | None = None
     grid_step: float = 0.05
     notes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class VariantSpec:
-    """A variant id, parsed: `sparsity` is a fraction; `schedule` names a schedule for `schedule-*`."""
+    """A variant id, parsed: `sparsity` is a fraction; `schedule` names the schedule of `schedule-NAME`,
+    or the one whose pool and pruned count `METHOD-as-NAME` matches (sparsity None)."""
 
     method: str
     target: str | None = None
@@ -102,9 +95,9 @@ def parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     return dict(model.named_parameters())
 
 
-def target_tensors(model: nn.Module, target: str) -> list[str]:
+def target_tensors(model: nn.Module, target: str, allow_empty: bool = False) -> list[str]:
     """Names of the tensors a target selects in this model, in model order."""
-    return select_tensors(list(parameters(model)), target, n_layers(model))
+    return select_tensors(list(parameters(model)), target, n_layers(model), allow_empty)
 
 
 def n_to_prune(sparsity: float, n: int) -> int:
@@ -206,37 +199,63 @@ def random_masks(model: nn.Module, target: str, sparsity: float, context: PruneC
     return pooled_masks(scores, sparsity)
 
 
-def schedule_assignment(model: nn.Module, schedule: dict[str, float]) -> dict[str, str]:
+def schedule_assignment(model: nn.Module, schedule: Schedule) -> dict[str, str]:
     """Tensor -> the schedule target that prunes it: the largest sparsity wins, ties to the first listed."""
     winner: dict[str, str] = {}
-    for target, s in schedule.items():
-        _check_sparsity(s)
-        for name in target_tensors(model, target):
-            if name not in winner or s > schedule[winner[name]]:
+    for target, rate in schedule.items():
+        _check_sparsity(rate.sparsity)
+        # a layer third can be empty in a shallow model (2 decoder layers have no middle third)
+        for name in target_tensors(model, target, allow_empty=True):
+            if name not in winner or rate.sparsity > schedule[winner[name]].sparsity:
                 winner[name] = target
     return winner
 
 
+def schedule_pruned_count(model: nn.Module, schedule: Schedule) -> tuple[list[str], int]:
+    """(tensors the schedule can prune, in model order; how many weights it prunes), from shapes alone."""
+    winner = schedule_assignment(model, schedule)
+    params = parameters(model)
+    total = 0
+    for t, rate in schedule.items():
+        sizes = [params[n].numel() for n in winner if winner[n] == t]
+        if rate.per_tensor:
+            total += sum(n_to_prune(rate.sparsity, size) for size in sizes)
+        else:
+            total += n_to_prune(rate.sparsity, sum(sizes))
+    return [n for n in params if n in winner], total
+
+
 def schedule_masks(model: nn.Module, target: str | None, sparsity: float | None, context: PruneContext) -> Masks:
-    """A named schedule: per target pooled magnitude over the tensors it wins (see the module doc)."""
+    """A named schedule: each target's tensors pruned by magnitude at its rate, per tensor or pooled."""
     if not context.schedule:
-        raise ValueError("method 'schedule' needs context.schedule (target -> sparsity); see methods.resolve_schedule")
+        raise ValueError("method 'schedule' needs context.schedule (target -> Rate); see methods.resolve_schedule")
     if target not in (None, "all"):
         raise ValueError(f"method 'schedule' takes its targets from the schedule; target must be 'all', got {target!r}")
     winner = schedule_assignment(model, context.schedule)
     out: Masks = {}
     pools = {}
-    for t, s in context.schedule.items():
+    for t, rate in context.schedule.items():
+        s = rate.sparsity
         names = [n for n in winner if winner[n] == t]
         if not names:
-            pools[t] = {"sparsity_requested": s, "tensors": 0, "numel": 0, "pruned": 0, "sparsity": 0.0}
+            pools[t] = {"sparsity_requested": s, "per_tensor": rate.per_tensor, "tensors": 0, "numel": 0, "pruned": 0, "sparsity": 0.0}
             continue
-        masks = pooled_masks(_magnitudes(model, names), s)
+        mags = _magnitudes(model, names)
+        if rate.per_tensor:
+            masks = {}
+            for name, mag in mags.items():
+                masks.update(pooled_masks({name: mag}, s))
+        else:
+            masks = pooled_masks(mags, s)
         numel = sum(m.numel() for m in masks.values())
         pruned = numel - sum(int(m.sum()) for m in masks.values())
-        pools[t] = {"sparsity_requested": s, "tensors": len(names), "numel": numel, "pruned": pruned, "sparsity": pruned / numel}
+        pools[t] = {
+            "sparsity_requested": s, "per_tensor": rate.per_tensor, "tensors": len(names), "numel": numel,
+            "pruned": pruned, "sparsity": pruned / numel,
+        }
         out.update(masks)
-    context.notes["schedule"] = dict(context.schedule)
+    context.notes["schedule"] = {t: rate.sparsity for t, rate in context.schedule.items()}
+    context.notes["schedule_per_tensor"] = sorted(t for t, rate in context.schedule.items() if rate.per_tensor)
     context.notes["schedule_pools"] = pools
     params = parameters(model)
     return {n: out[n] for n in params if n in out}  # model order
@@ -292,24 +311,24 @@ class Unit:
 def allocation_units(model: nn.Module, target: str, by_third: bool = False) -> dict[str, list[str]]:
     """Unit name -> tensors: the group's matrix components, optionally each split into layer thirds."""
     _require_group("allocate", target)
-    base, _ = parse_target(target)
-    names = list(parameters(model))
+    return units_of(model, target_tensors(model, target), by_third)
+
+
+def units_of(model: nn.Module, names: list[str], by_third: bool = False) -> dict[str, list[str]]:
+    """Group tensors into allocation units by component (and, with `by_third`, by layer third).
+
+    Tensors outside the blocks (convolutions, the token embedding) form one unit per component.
+    """
     layers = n_layers(model)
     units: dict[str, list[str]] = {}
-    for comp in GROUPS[base]:
-        if by_third and comp != "conv":
-            for third in THIRDS:
-                chosen = [
-                    n for n in names
-                    if classify(n).component == comp and classify(n).layer in layers_in_range(third, layers[classify(n).side])
-                ]
-                if chosen:
-                    units[f"{comp}.{third}"] = chosen
-        else:
-            chosen = [n for n in names if classify(n).component == comp]
-            if chosen:
-                units[comp] = chosen
-    return units
+    for n in names:
+        info = classify(n)
+        key = info.component
+        if by_third and info.layer >= 0:
+            key = next(f"{info.component}.{t}" for t in THIRDS if info.layer in layers_in_range(t, layers[info.side]))
+        units.setdefault(key, []).append(n)
+    order = {c: i for i, c in enumerate(list(GROUPS["all"]) + ["embeddings", "layernorm", "bias"])}
+    return dict(sorted(units.items(), key=lambda kv: (order.get(kv[0].split(".")[0], 99), THIRDS.index(kv[0].split(".")[1]) if "." in kv[0] else 0)))
 
 
 def damage_unit(model: nn.Module, name: str, tensors: list[str], fisher: dict[str, torch.Tensor]) -> Unit:
@@ -324,64 +343,80 @@ def damage_unit(model: nn.Module, name: str, tensors: list[str], fisher: dict[st
     return Unit(name, tensors, cum.numel() - 1, cum)
 
 
-def _lower_hull(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    """Lower convex hull of points sorted by x (Andrew's monotone chain), collinear points dropped."""
-    hull: list[tuple[int, float]] = []
-    for p in points:
-        while len(hull) >= 2:
-            (x1, y1), (x2, y2) = hull[-2], hull[-1]
-            if (x2 - x1) * (p[1] - y1) - (y2 - y1) * (p[0] - x1) <= 0:
-                hull.pop()
-            else:
-                break
-        hull.append(p)
-    return hull
+def grid_counts(numel: int, grid_step: float) -> list[int]:
+    """The pruned counts a unit may take on the grid: round(j·step·numel), j = 0..1/step."""
+    steps = round(1 / grid_step)
+    return sorted({n_to_prune(j / steps, numel) for j in range(steps + 1)})
+
+
+def _pareto(counts: np.ndarray, damage: np.ndarray, origin: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep the states no other state dominates (at least as many weights pruned for no more damage)."""
+    order = np.lexsort((damage, -counts))  # most pruned first, then least damage
+    counts, damage, origin = counts[order], damage[order], origin[order]
+    best = np.minimum.accumulate(damage)
+    keep = np.ones(len(damage), dtype=bool)
+    keep[1:] = damage[1:] < best[:-1]
+    return counts[keep], damage[keep], origin[keep]
 
 
 def allocate_counts(units: list[Unit], budget: int, grid_step: float = 0.05) -> dict[str, int]:
-    """Weights to prune per unit, summing to `budget`, by Lagrangian allocation over damage curves."""
+    """Weights to prune per unit, exactly `budget` in all, at the least predicted damage.
+
+    A multiple-choice knapsack solved exactly: every unit but one takes a count on its grid
+    (`grid_counts`), and one unit, the filler, takes the exact remainder (any count) so the total
+    is the budget. For each choice of filler, a dynamic programme over the other units keeps the
+    Pareto frontier of (weights pruned, damage) states; the best completion over all fillers wins
+    (ties: the earlier filler, then the fewer weights on the grid).
+    """
     total = sum(u.numel for u in units)
     if not 0 <= budget <= total:
         raise ValueError(f"cannot prune {budget} of {total} weights")
-    steps = round(1 / grid_step)
-    segments = []
-    for ui, u in enumerate(units):
-        ks = sorted({n_to_prune(j / steps, u.numel) for j in range(steps + 1)})
-        hull = _lower_hull([(k, u.damage(k)) for k in ks])
-        for si, ((k0, d0), (k1, d1)) in enumerate(zip(hull, hull[1:])):
-            segments.append(((d1 - d0) / (k1 - k0), ui, si, k1 - k0))
-    segments.sort()
-    counts = [0] * len(units)
-    used = 0
-    for _, ui, _, dk in segments:
-        if used + dk > budget:
-            break  # Lagrangian stop: later segments cost more per weight
-        counts[ui] += dk
-        used += dk
-    rest = budget - used
-    if rest:
-        # Less than one hull step remains: put it where its exact damage is smallest.
-        best = min(
-            (u.damage(counts[i] + rest) - u.damage(counts[i]), i)
-            for i, u in enumerate(units)
-            if counts[i] + rest <= u.numel
-        )
-        counts[best[1]] += rest
-    return {u.name: c for u, c in zip(units, counts)}
+    grids = [np.array(grid_counts(u.numel, grid_step), dtype=np.int64) for u in units]
+    curves = [u.cum_damage.double().numpy() for u in units]
+    best: tuple[float, list[int]] | None = None
+    for j, filler in enumerate(units):
+        others = [i for i in range(len(units)) if i != j]
+        # state arrays: pruned count, damage, and the choice index per unit (row of `picks`)
+        counts = np.zeros(1, dtype=np.int64)
+        damage = np.zeros(1)
+        picks = np.zeros((1, 0), dtype=np.int64)
+        capacity_left = sum(units[i].numel for i in others) + filler.numel
+        for i in others:
+            capacity_left -= units[i].numel
+            g = grids[i]
+            c = (counts[:, None] + g[None, :]).reshape(-1)
+            d = (damage[:, None] + curves[i][g][None, :]).reshape(-1)
+            origin = np.arange(len(c))
+            ok = (c <= budget) & (c + capacity_left >= budget)
+            c, d, origin = _pareto(c[ok], d[ok], origin[ok])
+            picks = np.concatenate([picks[origin // len(g)], g[origin % len(g)][:, None]], axis=1)
+            counts, damage = c, d
+        rest = budget - counts
+        ok = (rest >= 0) & (rest <= filler.numel)
+        if not ok.any():
+            continue
+        cost = damage[ok] + curves[j][rest[ok]]
+        k = int(np.argmin(cost))
+        if best is None or cost[k] < best[0]:
+            chosen = dict(zip(others, picks[ok][k].tolist()))
+            chosen[j] = int(rest[ok][k])
+            best = (float(cost[k]), [chosen[i] for i in range(len(units))])
+    assert best is not None  # the filler alone can always absorb a feasible budget with the rest at 0 or full
+    return {u.name: c for u, c in zip(units, best[1])}
 
 
-def _allocate(model: nn.Module, target: str, sparsity: float, context: PruneContext, by_third: bool) -> Masks:
+def _allocate_units(model: nn.Module, names: list[str], budget: int, context: PruneContext, by_third: bool) -> Masks:
+    """Fisher-guided counts per unit over `names`, exactly `budget` pruned; the choice goes into notes."""
     if context.fisher is None:
         raise ValueError("method 'allocate' needs context.fisher (results/sensitivity/{model}/fisher.safetensors)")
-    units = [damage_unit(model, n, ts, context.fisher) for n, ts in allocation_units(model, target, by_third).items()]
+    units = [damage_unit(model, n, ts, context.fisher) for n, ts in units_of(model, names, by_third).items()]
     total = sum(u.numel for u in units)
-    budget = n_to_prune(sparsity, total)
     counts = allocate_counts(units, budget, context.grid_step)
     mags = _magnitudes(model, [t for u in units for t in u.tensors])
     out: Masks = {}
     for u in units:
         out.update(pooled_masks_k({t: mags[t] for t in u.tensors}, counts[u.name]))
-    uniform = {u.name: n_to_prune(sparsity, u.numel) for u in units}
+    uniform = {u.name: n_to_prune(budget / total, u.numel) for u in units}
     context.notes["allocation"] = {
         "units": {
             u.name: {
@@ -394,11 +429,19 @@ def _allocate(model: nn.Module, target: str, sparsity: float, context: PruneCont
         },
         "budget": budget,
         "grid_step": context.grid_step,
+        "solver": "exact multiple-choice knapsack (grid counts, one exact filler)",
         "predicted_damage": sum(u.damage(counts[u.name]) for u in units),
         "uniform_predicted_damage": sum(u.damage(uniform[u.name]) for u in units),
     }
     params = parameters(model)
     return {n: out[n] for n in params if n in out}
+
+
+def _allocate(model: nn.Module, target: str, sparsity: float, context: PruneContext, by_third: bool) -> Masks:
+    _require_group("allocate", target)
+    names = target_tensors(model, target)
+    budget = n_to_prune(sparsity, sum(parameters(model)[n].numel() for n in names))
+    return _allocate_units(model, names, budget, context, by_third)
 
 
 def allocate_masks(model: nn.Module, target: str, sparsity: float, context: PruneContext) -> Masks:
@@ -409,6 +452,31 @@ def allocate_masks(model: nn.Module, target: str, sparsity: float, context: Prun
 def allocate_thirds_masks(model: nn.Module, target: str, sparsity: float, context: PruneContext) -> Masks:
     """As `allocate`, with every block component split into first, middle and last layer thirds."""
     return _allocate(model, target, sparsity, context, by_third=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Equal-sparsity comparisons: a method over a schedule's pool, pruning exactly what it prunes
+
+MATCHABLE = {"global", "allocate", "allocate_thirds"}
+
+
+def matched_masks(model: nn.Module, method: str, context: PruneContext) -> Masks:
+    """`METHOD-as-NAME`: prune as many weights as schedule NAME does, over the same tensors.
+
+    `global` ranks the pool by |w| under one threshold; `allocate` (and `allocate_thirds`) choose
+    per-component counts by predicted damage. Only *where* the weights go differs from the schedule.
+    """
+    if method not in MATCHABLE:
+        raise ValueError(f"method {method!r} cannot match a schedule's sparsity: expected one of {sorted(MATCHABLE)}")
+    if not context.schedule:
+        raise ValueError(f"method {method!r} matched to a schedule needs context.schedule")
+    pool, budget = schedule_pruned_count(model, context.schedule)
+    pool_numel = sum(parameters(model)[n].numel() for n in pool)
+    context.notes["matched"] = {"pool_tensors": len(pool), "pool_numel": pool_numel, "pruned": budget}
+    context.notes["schedule"] = {t: rate.sparsity for t, rate in context.schedule.items()}
+    if method == "global":
+        return pooled_masks_k(_magnitudes(model, pool), budget)
+    return _allocate_units(model, pool, budget, context, by_third=method == "allocate_thirds")
 
 
 MethodFn = Callable[[nn.Module, Any, Any, PruneContext], Masks]
@@ -448,25 +516,39 @@ def compute_masks(
         return METHODS[method](model, target, sparsity, context)
 
 
+def variant_masks(model: nn.Module, spec: VariantSpec, context: PruneContext) -> Masks:
+    """The masks of a parsed variant: `METHOD-as-NAME` through `matched_masks`, the rest `compute_masks`."""
+    if spec.schedule is not None and spec.method != "schedule":
+        with torch.no_grad():
+            return matched_masks(model, spec.method, context)
+    return compute_masks(model, spec.method, spec.target, spec.sparsity, context=context)
+
+
 # ---------------------------------------------------------------------------------------------
 # Variant ids and schedules
 
 _VARIANT_RE = re.compile(r"^(?P<method>[a-z_]+)-(?P<target>.+)-s(?P<pct>\d+)$")
+_MATCHED_RE = re.compile(r"^(?P<method>[a-z_]+)-as-(?P<schedule>[A-Za-z0-9_]+)$")
 
 
 def parse_variant(variant: str) -> VariantSpec:
-    """`baseline`, `schedule-NAME` or `METHOD-TARGET-sPCT` -> VariantSpec (sparsity as a fraction)."""
+    """`baseline`, `schedule-NAME`, `METHOD-as-NAME` or `METHOD-TARGET-sPCT` -> VariantSpec (sparsity as a fraction)."""
     if variant == "baseline":
         return VariantSpec("baseline")
     if variant.startswith("schedule-"):
         name = variant[len("schedule-") :]
         if not name:
-            raise ValueError(f"variant {variant!r} names no schedule: expected schedule-NAME, e.g. schedule-paper40")
+            raise ValueError(f"variant {variant!r} names no schedule: expected schedule-NAME, e.g. schedule-authors40")
         return VariantSpec("schedule", "all", None, name)
+    m = _MATCHED_RE.match(variant)
+    if m:
+        if m["method"] not in MATCHABLE:
+            raise ValueError(f"variant {variant!r}: method {m['method']!r} cannot match a schedule; expected one of {sorted(MATCHABLE)}")
+        return VariantSpec(m["method"], "all", None, m["schedule"])
     m = _VARIANT_RE.match(variant)
     if not m:
         raise ValueError(
-            f"cannot parse variant id {variant!r}: expected 'baseline', 'schedule-NAME' or "
+            f"cannot parse variant id {variant!r}: expected 'baseline', 'schedule-NAME', 'METHOD-as-NAME' or "
             f"'METHOD-TARGET-sPERCENT' such as 'magnitude-dec_self_attn-s50'"
         )
     _check_method(m["method"])
@@ -483,20 +565,9 @@ def variant_id(spec: VariantSpec) -> str:
         return "baseline"
     if spec.method == "schedule":
         return f"schedule-{spec.schedule}"
+    if spec.schedule is not None:
+        return f"{spec.method}-as-{spec.schedule}"
     pct = spec.sparsity * 100
     if abs(pct - round(pct)) > 1e-9:
         raise ValueError(f"variant ids carry whole percents; sparsity {spec.sparsity!r} is not one")
     return f"{spec.method}-{spec.target}-s{round(pct)}"
-
-
-def resolve_schedule(name: str, extra_percent: dict[str, dict[str, int]] | None = None) -> dict[str, float]:
-    """A schedule as target -> fraction: built-in SCHEDULES, or the config's (given in percent)."""
-    available = {k: dict(v) for k, v in SCHEDULES.items()}
-    for sched, entries in (extra_percent or {}).items():
-        available[sched] = {t: p / 100 for t, p in entries.items()}
-    if name not in available:
-        raise ValueError(f"unknown schedule {name!r}: expected one of {', '.join(available)}")
-    for t, s in available[name].items():
-        parse_target(t)
-        _check_sparsity(s)
-    return available[name]

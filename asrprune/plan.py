@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asrprune.components import parse_target
+from asrprune.schedules import resolve_schedule
 
 BASELINE = "baseline"
 # Methods whose masks read the sensitivity stage or the calibration audio: only these rerun
@@ -28,7 +29,8 @@ class Variant:
     id: str
     method: str
     target: str
-    sparsity: int  # requested percent; 0 for the baseline
+    sparsity: int  # requested percent; 0 for the baseline, a schedule and a matched variant
+    schedule: str | None = None  # `schedule-NAME`, and `METHOD-as-NAME` (matched to NAME's pool and count)
 
     @property
     def needs_fisher(self) -> bool:
@@ -39,12 +41,14 @@ class Variant:
         return self.method in NEEDS_CALIB
 
 
-def variant_id(method: str, target: str, sparsity: int) -> str:
-    """`magnitude-dec_self_attn-s50`, `global-all-s40`, `schedule-paper40`, `baseline`."""
+def variant_id(method: str, target: str, sparsity: int, sparsity_of: str | None = None) -> str:
+    """`magnitude-dec_self_attn-s50`, `global-all-s40`, `schedule-authors40`, `global-as-authors40`, `baseline`."""
     if method == BASELINE:
         return BASELINE
     if method == "schedule":
         return f"schedule-{target}"
+    if sparsity_of is not None:
+        return f"{method}-as-{sparsity_of}"
     return f"{method}-{target}-s{sparsity}"
 
 
@@ -55,7 +59,13 @@ def variants(config: dict[str, Any]) -> list[Variant]:
         method = entry["method"]
         if method == "schedule":
             for name in entry["schedules"]:
-                out.append(Variant(variant_id("schedule", name, 0), "schedule", name, 0))
+                resolve_schedule(name, config["pruning"].get("schedules"))  # a named error before any job
+                out.append(Variant(variant_id("schedule", name, 0), "schedule", name, 0, name))
+            continue
+        if entry.get("sparsity_of"):
+            name = entry["sparsity_of"]
+            resolve_schedule(name, config["pruning"].get("schedules"))
+            out.append(Variant(variant_id(method, "all", 0, name), method, "all", 0, name))
             continue
         targets = entry.get("targets") or [TARGETLESS.get(method, "all")]
         for target in targets:
@@ -146,7 +156,7 @@ def grid_targets(config: dict[str, Any]) -> list[str]:
     A decode job turns them into the encoder boundaries worth storing in the encoder cache: each
     variant changes only tensors inside its target, so it resumes at or after the target's boundary.
     """
-    return sorted({v.target for v in variants(config) if v.method not in (BASELINE, "schedule")})
+    return sorted({v.target for v in variants(config) if v.method not in (BASELINE, "schedule") and v.schedule is None})
 
 
 def sort_keys(value: Any) -> Any:

@@ -102,7 +102,7 @@ def build_table(
             "model": model,
             "variant": variant,
             "method": manifest.get("method", BASELINE if variant == BASELINE else "unknown"),
-            "target": manifest.get("target", "none"),
+            "target": manifest.get("target") or (f"pool:{manifest['matched_to']}" if manifest.get("matched_to") else "none"),
             "sparsity": requested_percent(manifest),
             "dataset": dataset,
         }

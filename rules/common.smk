@@ -80,7 +80,8 @@ def get_prune_params(wildcards):
         "sparsity": variant.sparsity,
     }
     params["seed"] = config["pruning"]["seed"]
-    if variant.method == "schedule":
+    if variant.schedule is not None:
+        # a schedule, or a variant matched to one: the schedule's definition decides the masks
         params["schedules"] = config["pruning"].get("schedules", {})
     if variant.needs_calib:
         calibration = config["calibration"]

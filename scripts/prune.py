@@ -21,7 +21,7 @@ model, processor = load_model(smk.input.model)
 base_manifest = json.loads((Path(smk.input.model) / "manifest.json").read_text())
 spec = methods.parse_variant(smk.wildcards.variant)
 context = methods.PruneContext(seed=int(params.get("seed", 0)))
-if spec.method == "schedule":
+if spec.schedule is not None:
     context.schedule = methods.resolve_schedule(spec.schedule, params.get("schedules"))
 if spec.method in methods.NEEDS_FISHER:
     context.fisher = load_file(smk.input.fisher)
@@ -31,10 +31,13 @@ if spec.method in methods.NEEDS_ACTIVATIONS:
         model, processor, smk.input.calib, names, int(params["calib_utts"]), int(params["batch_size"])
     )
 
-mask_dict = methods.compute_masks(model, spec.method, spec.target, spec.sparsity, context=context)
+mask_dict = methods.variant_masks(model, spec, context)
+matched = context.notes.get("matched")
 manifest = masks.build_manifest(
-    model, mask_dict, variant=smk.wildcards.variant, method=spec.method, target=spec.target,
-    sparsity_requested=spec.sparsity, base_manifest=base_manifest, extra=context.notes,
+    model, mask_dict, variant=smk.wildcards.variant, method=spec.method,
+    target=None if matched else spec.target,
+    sparsity_requested=matched["pruned"] / matched["pool_numel"] if matched else spec.sparsity,
+    base_manifest=base_manifest, extra={**context.notes, **({"matched_to": spec.schedule} if matched else {})},
 )
 written = masks.save_mask_set(mask_dict, manifest, smk.output.masks)
 logging.info("%s: %d tensors, overall sparsity %.4f, %d mask bytes",

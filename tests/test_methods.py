@@ -81,12 +81,12 @@ def test_uniform_prunes_each_tensor_at_the_sparsity(tiny_whisper):
 
 
 def test_schedule_prunes_every_target_at_its_sparsity(tiny_whisper):
-    ctx = PruneContext(schedule=methods.resolve_schedule("paper40"))
+    ctx = PruneContext(schedule=methods.resolve_schedule("paper_text"))
     masks = compute_masks(tiny_whisper, "schedule", "all", None, context=ctx)
     pools = ctx.notes["schedule_pools"]
-    for target, s in methods.SCHEDULES["paper40"].items():
+    for target, rate in methods.SCHEDULES["paper_text"].items():
         assert pools[target]["tensors"] > 0, target
-        assert pools[target]["pruned"] == round(s * pools[target]["numel"]), target
+        assert pools[target]["pruned"] == round(rate.sparsity * pools[target]["numel"]), target
     # 2 encoder layers: last third is layer 1, whose FFN takes the larger 50 %; layer 0's FFN keeps 40 %.
     assert methods.schedule_assignment(tiny_whisper, ctx.schedule)["model.encoder.layers.1.fc1.weight"] == "enc.last_third"
     assert methods.schedule_assignment(tiny_whisper, ctx.schedule)["model.encoder.layers.0.fc1.weight"] == "enc_ffn"
@@ -97,9 +97,107 @@ def test_schedule_prunes_every_target_at_its_sparsity(tiny_whisper):
 
 
 def test_unknown_schedule_is_named_with_the_choices():
-    with pytest.raises(ValueError, match=r"'nope'.*paper40"):
+    with pytest.raises(ValueError, match=r"'nope'.*authors40, paper_text"):
         methods.resolve_schedule("nope")
-    assert methods.resolve_schedule("mine", {"mine": {"dec_ffn": 30}}) == {"dec_ffn": 0.3}
+    assert methods.resolve_schedule("mine", {"mine": {"dec_ffn": 30}}) == {"dec_ffn": methods.Rate(0.3)}
+    assert methods.resolve_schedule("mine", {"mine": {"dec_ffn": {"sparsity": 30, "per_tensor": True}}}) == {
+        "dec_ffn": methods.Rate(0.3, per_tensor=True)
+    }
+    with pytest.raises(ValueError, match=r"'mine', target 'dec_ffn'.*per_tensor"):
+        methods.resolve_schedule("mine", {"mine": {"dec_ffn": {"sparsty": 30}}})
+
+
+def whisper_small_on_meta():
+    """whisper-small's architecture (openai/whisper-small config.json) without weights."""
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    cfg = WhisperConfig(
+        vocab_size=51865, d_model=768, encoder_layers=12, decoder_layers=12, encoder_attention_heads=12,
+        decoder_attention_heads=12, encoder_ffn_dim=3072, decoder_ffn_dim=3072, num_mel_bins=80,
+        max_source_positions=1500, max_target_positions=448,
+    )
+    with torch.device("meta"):
+        return WhisperForConditionalGeneration(cfg)
+
+
+def test_authors40_prunes_39_7_percent_of_whisper_small_and_paper_text_18_1():
+    model = whisper_small_on_meta()
+    total = sum(p.numel() for p in model.parameters())
+    assert total == 241_734_912  # the paper's 241.73 M
+    _, authors = methods.schedule_pruned_count(model, methods.resolve_schedule("authors40"))
+    _, text = methods.schedule_pruned_count(model, methods.resolve_schedule("paper_text"))
+    assert authors / total == pytest.approx(0.397, abs=0.001)
+    assert authors == 95_950_762
+    assert text / total == pytest.approx(0.181, abs=0.001)
+    # The decoder FFN thirds are the authors' layers 0-3, 4-7 and 8-11 (by relative depth).
+    winner = methods.schedule_assignment(model, methods.resolve_schedule("authors40"))
+    assert [winner[f"model.decoder.layers.{i}.fc1.weight"] for i in (3, 4, 7, 8)] == [
+        "dec_ffn.first_third", "dec_ffn.middle_third", "dec_ffn.middle_third", "dec_ffn.last_third"]
+    assert "model.decoder.embed_positions.weight" not in winner and "model.encoder.conv1.bias" not in winner
+
+
+def authors_l1_unstructured(model):
+    """The authors' procedure, transcribed from their `apply_custom_l1_pruning` with `base_pruning_config`:
+    torch's `prune.l1_unstructured` on every module's weight at its rate. Returns keep-masks."""
+    rates = {"encoder_ffn": 50, "decoder_ffn_first": 25, "decoder_ffn_middle": 45, "decoder_ffn_last": 30,
+             "encoder_self_attn": 40, "decoder_self_attn": 50, "decoder_cross_attn": 45, "token_embeddings": 25,
+             "conv_layers": 30}
+    n_dec = model.config.decoder_layers
+    out = {}
+    for name, module in model.named_modules():
+        if not isinstance(getattr(module, "weight", None), torch.Tensor):
+            continue
+        layer = int(name.split("layers.")[1].split(".")[0]) if "layers." in name else None
+        if "encoder" in name and ("fc1" in name or "fc2" in name):
+            key = "encoder_ffn"
+        elif "decoder" in name and ("fc1" in name or "fc2" in name):
+            # their `layer < 4 / < 8` on 12 layers, i.e. thirds of the decoder's depth
+            key = ("decoder_ffn_first", "decoder_ffn_middle", "decoder_ffn_last")[min(2, int(3 * (layer + 0.5) / n_dec))]
+        elif "encoder" in name and "self_attn" in name and name.endswith("_proj"):
+            key = "encoder_self_attn"
+        elif "decoder" in name and "self_attn" in name and name.endswith("_proj"):
+            key = "decoder_self_attn"
+        elif "decoder" in name and "encoder_attn" in name and name.endswith("_proj"):
+            key = "decoder_cross_attn"
+        elif "embed_tokens" in name:
+            key = "token_embeddings"
+        elif "conv" in name:
+            key = "conv_layers"
+        else:
+            continue
+        tprune.l1_unstructured(module, "weight", amount=rates[key] / 100)
+        out[f"{name}.weight"] = module.weight_mask.bool().clone()
+        tprune.remove(module, "weight")
+    return out
+
+
+def test_authors40_equals_the_authors_per_module_l1_unstructured():
+    model = without_ties(make_tiny_whisper(seed=2))
+    with torch.no_grad():  # the token embedding too: distinct magnitudes, so torch's topk has no ties to break
+        w = model.model.decoder.embed_tokens.weight
+        w.copy_(torch.sign(w) * (torch.randperm(w.numel()).float().reshape(w.shape) + 1) / w.numel())
+    ctx = PruneContext(schedule=methods.resolve_schedule("authors40"))
+    ours = compute_masks(model, "schedule", "all", None, context=ctx)
+    twin = make_tiny_whisper(seed=2)
+    twin.load_state_dict(model.state_dict())
+    theirs = authors_l1_unstructured(twin)
+    assert set(ours) == set(theirs)
+    for name in ours:
+        assert torch.equal(ours[name], theirs[name]), name
+    assert ctx.notes["schedule_per_tensor"] == sorted(methods.SCHEDULES["authors40"])
+    _, count = methods.schedule_pruned_count(model, ctx.schedule)
+    assert n_pruned(ours) == count
+
+
+def test_per_tensor_and_pooled_rates_differ_where_magnitudes_differ(tiny_whisper):
+    with torch.no_grad():
+        tiny_whisper.model.decoder.layers[0].fc1.weight.mul_(100.0)  # one tensor of much larger weights
+    pooled = compute_masks(tiny_whisper, "schedule", "all", None, context=PruneContext(schedule={"dec_ffn": methods.Rate(0.5)}))
+    per = compute_masks(tiny_whisper, "schedule", "all", None, context=PruneContext(schedule={"dec_ffn": methods.Rate(0.5, True)}))
+    big = "model.decoder.layers.0.fc1.weight"
+    assert int((~per[big]).sum()) == round(0.5 * per[big].numel())
+    assert int((~pooled[big]).sum()) < round(0.1 * pooled[big].numel())  # pooled: the large tensor is spared
+    assert n_pruned(pooled) == n_pruned(per)
 
 
 def random_fisher(model, seed=0):
@@ -233,7 +331,9 @@ def test_embeddings_prune_the_tied_output_projection(tiny_whisper):
         ("wanda-dec_self_attn-s50", VariantSpec("wanda", "dec_self_attn", 0.5)),
         ("magnitude-enc.l9-12-s50", VariantSpec("magnitude", "enc.l9-12", 0.5)),
         ("uniform-enc_ffn.last_third-s7", VariantSpec("uniform", "enc_ffn.last_third", 0.07)),
-        ("schedule-paper40", VariantSpec("schedule", "all", None, "paper40")),
+        ("schedule-authors40", VariantSpec("schedule", "all", None, "authors40")),
+        ("global-as-authors40", VariantSpec("global", "all", None, "authors40")),
+        ("allocate-as-paper_text", VariantSpec("allocate", "all", None, "paper_text")),
     ],
 )
 def test_variant_ids_round_trip(vid, spec):
@@ -263,3 +363,59 @@ def test_unknown_method_and_target_name_the_value_and_choices(tiny_whisper):
         compute_masks(tiny_whisper, "global", "dec_ffn", 0.5)
     with pytest.raises(ValueError, match="fraction"):
         compute_masks(tiny_whisper, "magnitude", "dec_ffn", 50)
+
+
+def random_unit(name, numel, rng):
+    """A unit with a random non-decreasing damage curve (not necessarily convex)."""
+    steps = torch.rand(numel, generator=rng, dtype=torch.float64) ** 3
+    return methods.Unit(name, [name], numel, torch.cat([torch.zeros(1, dtype=torch.float64), steps.cumsum(0)]))
+
+
+def brute_force(units, budget, grid_step):
+    """Least damage over every grid choice of all units but one filler, which takes the exact rest."""
+    import itertools
+
+    best = float("inf")
+    for j, filler in enumerate(units):
+        others = [u for i, u in enumerate(units) if i != j]
+        for combo in itertools.product(*[methods.grid_counts(u.numel, grid_step) for u in others]):
+            rest = budget - sum(combo)
+            if 0 <= rest <= filler.numel:
+                best = min(best, sum(u.damage(k) for u, k in zip(others, combo)) + filler.damage(rest))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_allocate_counts_is_optimal_against_brute_force(seed):
+    rng = torch.Generator().manual_seed(seed)
+    n_units = 2 + seed % 3
+    units = [random_unit(f"u{i}", int(torch.randint(5, 60, (1,), generator=rng)), rng) for i in range(n_units)]
+    budget = int(torch.randint(0, sum(u.numel for u in units) + 1, (1,), generator=rng))
+    grid_step = (0.25, 0.2, 0.1)[seed % 3]
+    counts = methods.allocate_counts(units, budget, grid_step)
+    assert sum(counts.values()) == budget
+    assert all(0 <= counts[u.name] <= u.numel for u in units)
+    off_grid = [u for u in units if counts[u.name] not in methods.grid_counts(u.numel, grid_step)]
+    assert len(off_grid) <= 1
+    got = sum(u.damage(counts[u.name]) for u in units)
+    assert got == pytest.approx(brute_force(units, budget, grid_step), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("method", ["global", "allocate"])
+def test_matched_variants_prune_the_schedules_pool_and_count(tiny_whisper, method):
+    schedule = methods.resolve_schedule("authors40")
+    sched_ctx = PruneContext(schedule=schedule)
+    sched_masks = compute_masks(tiny_whisper, "schedule", "all", None, context=sched_ctx)
+    ctx = PruneContext(schedule=schedule, fisher=random_fisher(tiny_whisper))
+    masks = methods.variant_masks(tiny_whisper, parse_variant(f"{method}-as-authors40"), ctx)
+    assert set(masks) == set(sched_masks)  # the same tensors ...
+    assert n_pruned(masks) == n_pruned(sched_masks) == ctx.notes["matched"]["pruned"]  # ... and the same count
+    assert any(not torch.equal(masks[n], sched_masks[n]) for n in masks)  # only where differs
+    if method == "allocate":
+        assert "embeddings" in ctx.notes["allocation"]["units"]
+        assert ctx.notes["allocation"]["predicted_damage"] <= ctx.notes["allocation"]["uniform_predicted_damage"]
+
+
+def test_only_global_and_allocate_can_match_a_schedule():
+    with pytest.raises(ValueError, match=r"'magnitude' cannot match"):
+        parse_variant("magnitude-as-authors40")

@@ -15,7 +15,7 @@ def _config():
         {"method": "global", "sparsities": [40]},
         {"method": "allocate", "sparsities": [40]},
         {"method": "wanda", "targets": ["dec_self_attn", "enc.last_third"], "sparsities": [50]},
-        {"method": "schedule", "schedules": ["paper40"]},
+        {"method": "schedule", "schedules": ["authors40"]},
     ]
     return config
 
@@ -38,7 +38,7 @@ def test_duplicate_grid_entries_plan_one_variant():
     config["pruning"]["grid"].append(copy.deepcopy(config["pruning"]["grid"][0]))
     ids = [v.id for v in plan.variants(config)]
     assert len(ids) == len(set(ids))
-    assert "global-all-s40" in ids and "schedule-paper40" in ids
+    assert "global-all-s40" in ids and "schedule-authors40" in ids
 
 
 def test_gpu_requests_reach_only_sensitivity_and_decoding():
