@@ -64,8 +64,10 @@ DECODE_COLUMNS = [
     "hit_token_limit",
     "decode_s",
     "encoder_cached",
+    "language",
 ]
 BACKENDS = ("fast", "generate")
+LANGUAGES = ("en", "auto")
 BATCH_ORDER = "duration desc, id asc"  # part of the encoder-cache key: batches must be reproduced exactly
 
 
@@ -82,10 +84,17 @@ class DecodeSettings:
     backend: str = "fast"
     encoder_cache: bool = True
     encoder_cache_mb: float = DEFAULT_CAP_MB
+    # en: a multilingual model is told <|en|><|transcribe|>; auto: it detects the language of each
+    # utterance and transcribes (what the authors' `generate` call did with whisper-small's hub
+    # generation config, forced_decoder_ids [[1, None], [2, <|transcribe|>]]). English-only models
+    # have no language token either way.
+    language: str = "en"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"decoding.backend = {self.backend!r}: expected one of {list(BACKENDS)}")
+        if self.language not in LANGUAGES:
+            raise ValueError(f"decoding.language = {self.language!r}: expected one of {list(LANGUAGES)}")
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> "DecodeSettings":
@@ -257,12 +266,15 @@ def suppress_masks(model: Any, device: torch.device) -> tuple[torch.Tensor, torc
 def greedy_decode(
     model: Any,
     encoder_hidden: torch.Tensor,
-    prompt_ids: list[int],
+    prompt_ids: list[int] | list[list[int]],
     limits: list[int],
     constants: LoopConstants | None = None,
     compact: bool | None = None,
 ) -> list[list[int]]:
     """Greedy tokens after the prompt for each row: up to its eos (included) or its token limit.
+
+    `prompt_ids` is one prompt for every row, or one per row (all of the same length: the detected
+    language differs by row under `decoding.language: auto`).
 
     Mirrors `generate`'s greedy search over WhisperForConditionalGeneration op for op (see the module
     docstring), so the tokens are those `generate(..., max_new_tokens=max(limits))` gives, truncated
@@ -292,7 +304,8 @@ def greedy_decode(
     past: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(layers)
     limit = torch.tensor(limits, device=device)
     running = torch.ones(batch, dtype=torch.bool, device=device)
-    x = torch.tensor([prompt_ids] * batch, dtype=torch.long, device=device)
+    prompts = prompt_ids if prompt_ids and isinstance(prompt_ids[0], list) else [prompt_ids] * batch
+    x = torch.tensor(prompts, dtype=torch.long, device=device)
     pos, steps = 0, []
     for step in range(max(limits)):
         width = x.shape[1]
@@ -353,7 +366,7 @@ def greedy_decode(
 
 def generate_tokens(
     model: Any,
-    prompt_ids: list[int],
+    prompt_ids: list[int] | list[list[int]],
     limits: list[int],
     settings: DecodeSettings,
     *,
@@ -381,18 +394,47 @@ def generate_tokens(
         )
     sequences = out.sequences
     n = sequences.shape[0]
-    if sequences[:, : len(prompt_ids)].tolist() != [prompt_ids] * n:
-        raise RuntimeError(f"generate did not start from the expected prompt {prompt_ids}: {sequences[:, :6].tolist()}")
-    return [seq[:lim] for seq, lim in zip(sequences[:, len(prompt_ids) :].tolist(), limits)]
+    prompts = prompt_ids if prompt_ids and isinstance(prompt_ids[0], list) else [prompt_ids] * n
+    width = len(prompts[0])
+    if sequences[:, :width].tolist() != prompts:
+        raise RuntimeError(f"generate did not start from the expected prompts {prompts[:2]}...: {sequences[:, :6].tolist()}")
+    return [seq[:lim] for seq, lim in zip(sequences[:, width:].tolist(), limits)]
+
+
+@torch.inference_mode()
+def detect_languages(model: Any, encoder_hidden: torch.Tensor) -> list[int]:
+    """Whisper's language detection, as `generate`'s `detect_language`: one decoder step from
+    <|startoftranscript|>, the argmax over the language tokens. Returns a language token id per row."""
+    gc = model.generation_config
+    sot = torch.full((encoder_hidden.shape[0], 1), int(gc.decoder_start_token_id), dtype=torch.long, device=encoder_hidden.device)
+    hidden = model.model.decoder(input_ids=sot, encoder_hidden_states=encoder_hidden, use_cache=False).last_hidden_state
+    logits = model.proj_out(hidden[:, -1]).float()
+    lang_ids = torch.tensor(sorted(gc.lang_to_id.values()), device=logits.device)
+    return lang_ids[logits[:, lang_ids].argmax(-1)].tolist()
+
+
+def auto_prompts(model: Any, lang_ids: list[int]) -> list[list[int]]:
+    """<|sot|> <|lang|> <|transcribe|> <|notimestamps|> per row, with each row's detected language."""
+    gc = model.generation_config
+    return [[int(gc.decoder_start_token_id), lang, int(gc.task_to_id["transcribe"]), int(gc.no_timestamps_token_id)] for lang in lang_ids]
+
+
+def prompt_language(model: Any, prompt: list[int]) -> str:
+    """The language a prompt decodes in: its language token's code, `en` for English-only models."""
+    by_id = {int(v): k.strip("<|>") for k, v in (getattr(model.generation_config, "lang_to_id", None) or {}).items()}
+    return next((by_id[t] for t in prompt if t in by_id), "en")
 
 
 # ------------------------------------------------------------------------------------------------
 # A dataset
 
 
-def _rows(chunk: pd.DataFrame, new_tokens: list[list[int]], limits: list[int], seconds: float, cached: bool, tokenizer, eos: int) -> list[dict]:
+def _rows(
+    chunk: pd.DataFrame, new_tokens: list[list[int]], limits: list[int], seconds: float, cached: bool, tokenizer, eos: int,
+    languages: list[str],
+) -> list[dict]:
     rows = []
-    for (_, rec), new, lim in zip(chunk.iterrows(), new_tokens, limits):
+    for (_, rec), new, lim, language in zip(chunk.iterrows(), new_tokens, limits, languages):
         ended = eos in new
         text_tokens = new[: new.index(eos)] if ended else new
         rows.append(
@@ -406,6 +448,7 @@ def _rows(chunk: pd.DataFrame, new_tokens: list[list[int]], limits: list[int], s
                 "hit_token_limit": not ended,
                 "decode_s": seconds,
                 "encoder_cached": cached,
+                "language": language,
             }
         )
     return rows
@@ -548,6 +591,10 @@ def decode_frame(
         log.info("decoding with generate instead of the fast loop: %s", why)
         backend = "generate"
     constants = loop_constants(model, device) if backend == "fast" else None
+    from asrprune.models import model_is_multilingual
+
+    # decoding.language auto: each utterance's language detected, then transcribed in it
+    auto = settings.language == "auto" and model_is_multilingual(model)
     chunks = batch_chunks(df, settings.batch_size)
     n_layers = model.config.encoder_layers
     reader, written, _ = open_cache_entry(model, processor, df, chunks, settings, cache) if cache else (None, {}, None)
@@ -558,10 +605,11 @@ def decode_frame(
     for i, chunk in enumerate(chunks):
         start = time.perf_counter()
         limits = [token_limit(float(d), settings, ceiling) for d in chunk["duration_s"]]
+        prompts: list[int] | list[list[int]] = prompt_ids
         with torch.inference_mode():
             hidden = reader.get(i, device) if reader is not None else None
             cached = hidden is not None and (i not in written or written[i][1])
-            if hidden is None and backend == "generate" and reader is None:
+            if hidden is None and backend == "generate" and reader is None and not auto:
                 features = chunk_features(chunk, processor).to(device=device, dtype=dtype)
                 new = generate_tokens(model, prompt_ids, limits, settings, features=features, generate_kwargs=generate_kwargs)
             else:
@@ -570,12 +618,17 @@ def decode_frame(
                     encoded = encode(model, features)
                 else:
                     encoded = encoder_resume(model, hidden.to(dtype=dtype), k)
+                extra = dict(generate_kwargs or {})
+                if auto:
+                    prompts = auto_prompts(model, detect_languages(model, encoded))
+                    extra.update(language=[prompt_language(model, p) for p in prompts], task="transcribe")
                 if backend == "fast":
-                    new = greedy_decode(model, encoded, prompt_ids, limits, constants)
+                    new = greedy_decode(model, encoded, prompts, limits, constants)
                 else:
-                    new = generate_tokens(model, prompt_ids, limits, settings, encoder_hidden=encoded, generate_kwargs=generate_kwargs)
+                    new = generate_tokens(model, prompts, limits, settings, encoder_hidden=encoded, generate_kwargs=extra)
         seconds = (time.perf_counter() - start + written.get(i, (0.0, False))[0]) / len(chunk)
-        rows += _rows(chunk, new, limits, seconds, cached, tokenizer, eos)
+        per_row = prompts if auto else [prompt_ids] * len(chunk)
+        rows += _rows(chunk, new, limits, seconds, cached, tokenizer, eos, [prompt_language(model, p) for p in per_row])
         bar.update(len(chunk))
     bar.close()
     n_cached = sum(r["encoder_cached"] for r in rows)

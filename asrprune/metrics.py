@@ -28,6 +28,7 @@ SCORE_COLUMNS = [
     "runaway",
     "duration_s",
     "decode_s",
+    "language",
 ]
 
 
@@ -107,6 +108,8 @@ def score_frame(decoded: pd.DataFrame, loop_min_repeats: int = 4) -> pd.DataFram
                 "runaway": looping or bool(rec.hit_token_limit),
                 "duration_s": float(rec.duration_s),
                 "decode_s": float(rec.decode_s),
+                # decodes written before decoding.language existed were all in English (forced or .en)
+                "language": str(getattr(rec, "language", "en")),
             }
         )
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)

@@ -57,6 +57,7 @@ def summarize(scores: pd.DataFrame, samples: int, seed: int) -> dict[str, Any]:
         "n_looping": int(scores["looping"].sum()),
         "n_hit_token_limit": int(scores["hit_token_limit"].sum()),
         "n_runaway": int((~calm).sum()),
+        "n_non_english": int((scores["language"] != "en").sum()) if "language" in scores else 0,
         "wer_without_runaway": corpus_rate(word_errors[calm], n_words[calm]),
         "rtfx": float(audio_s / decode_s) if decode_s > 0 else float("nan"),
     }
@@ -130,6 +131,7 @@ def build_table(
                 row["predicted_damage"] = 0.0
         row.update(
             normalizer="whisper_english",
+            decode_language=str(decoding.get("language", "en")),
             decode_num_beams=int(decoding.get("num_beams", 1)),
             decode_batch_size=int(decoding.get("batch_size", 8)),
             decode_max_tokens_per_second=float(decoding.get("max_tokens_per_second", 6.0)),

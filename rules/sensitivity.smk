@@ -27,6 +27,8 @@ rule sensitivity:
         fisher_mode=config["calibration"]["fisher_mode"],
         label_source=config["calibration"]["label_source"],
         seed=config["calibration"]["seed"],
+        # auto: CUDA when the job sees one (a GPU the rule's resources reserved), else CPU
+        device=config["calibration"]["device"],
     script:
         "../scripts/sensitivity.py"
 

@@ -17,6 +17,6 @@ run_sensitivity(
     fisher_mode=str(smk.params.fisher_mode),
     seed=int(smk.params.seed),
     label_source=str(smk.params.label_source),
-    device=str(getattr(smk.params, "device", "cpu")),
+    device=str(smk.params.device),
     outputs={k: getattr(out, k) for k in ("tensors", "components", "fisher", "heatmap", "calibration")},
 )
