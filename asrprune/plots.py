@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 from asrprune.io import atomic_path  # noqa: E402
 from asrprune.plan import BASELINE  # noqa: E402
 
-WER_VS_SPARSITY_COLUMNS = ("model", "variant", "method", "target", "sparsity", "dataset", "wer", "wer_ci_low", "wer_ci_high")
+WER_VS_SPARSITY_COLUMNS = ("model", "variant", "method", "target", "sparsity_overall", "dataset", "wer", "wer_ci_low", "wer_ci_high")
 DELTA_COLUMNS = ("model", "variant", "dataset", "wer", "wer_ci_low", "wer_ci_high", "delta_wer_abs", "p_value")
 PREDICTED_COLUMNS = ("model", "variant", "dataset", "delta_wer_abs", "predicted_damage")
 CORRELATION_COLUMNS = ("model", "dataset", "n_variants", "spearman_rho", "p_value")
@@ -110,13 +110,16 @@ def _finite_interval(low: np.ndarray, high: np.ndarray, mid: np.ndarray) -> np.n
 
 
 def plot_wer_vs_sparsity(table: pd.DataFrame, out_png: str | os.PathLike) -> Path:
-    """WER against requested sparsity: one line per method · target, one panel per model × dataset.
+    """WER against realized sparsity of all parameters: one line per method · target, one panel per model × dataset.
+
+    Realized, not requested: a component at 50 % and a schedule at "40 %" prune very different shares
+    of the model, and equal-sparsity comparisons (`METHOD-as-NAME`) must line up on the x axis.
 
     Shaded bands and error bars are the 95% bootstrap intervals (wer_ci_low/high); the baseline is
     a horizontal black line with its own interval as a grey band.
     """
     require_columns(table, WER_VS_SPARSITY_COLUMNS, "plot_wer_vs_sparsity")
-    title = "WER vs requested sparsity"
+    title = "WER vs realized sparsity"
     data = table[table["wer"].notna()]
     if data.empty:
         return _message_figure(out_png, title, "No WER values in the table (every row is NaN or the table is empty).")
@@ -150,8 +153,8 @@ def plot_wer_vs_sparsity(table: pd.DataFrame, out_png: str | os.PathLike) -> Pat
                     grp = cell_pruned[(cell_pruned["method"].astype(str) == key[0]) & (cell_pruned["target"].astype(str) == key[1])]
                     if grp.empty:
                         continue
-                    grp = grp.sort_values(["sparsity", "variant"])
-                    x = grp["sparsity"].to_numpy(dtype=float)
+                    grp = grp.sort_values(["sparsity_overall", "variant"])
+                    x = 100 * grp["sparsity_overall"].to_numpy(dtype=float)
                     y, lo, hi = _pct(grp["wer"]), _pct(grp["wer_ci_low"]), _pct(grp["wer_ci_high"])
                     st = styles[key]
                     label = f"{key[0]} · {key[1]}"
@@ -166,16 +169,16 @@ def plot_wer_vs_sparsity(table: pd.DataFrame, out_png: str | os.PathLike) -> Pat
                     handles.setdefault(label, cont)
                 ax.set_title(f"{model} — {dataset}" if nrows > 1 else dataset)
                 if r == nrows - 1:
-                    ax.set_xlabel("requested sparsity (%)")
+                    ax.set_xlabel("realized sparsity, all parameters (%)")
                 if c == 0:
                     ax.set_ylabel("WER (%)")
                 ax.set_ylim(bottom=0)
                 if cell.empty:
                     ax.text(0.5, 0.5, "no rows", ha="center", va="center", transform=ax.transAxes, color="0.4")
-        xs = data["sparsity"].to_numpy(dtype=float)
+        xs = 100 * data["sparsity_overall"].to_numpy(dtype=float)
         xs = xs[np.isfinite(xs)]
         if xs.size:
-            axes[0][0].set_xlim(min(0.0, xs.min()) - 2, xs.max() + 5)
+            axes[0][0].set_xlim(min(0.0, xs.min()) - 1, xs.max() + 2)
         note = _normalizer_note(data)
         suptitle = title + (f" ({models[0]})" if nrows == 1 else "")
         fig.suptitle(suptitle + (f"\n{note}; bands: 95% bootstrap CI over utterances" if note else "\nbands: 95% bootstrap CI over utterances"), fontsize=11)
