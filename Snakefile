@@ -18,6 +18,7 @@ include: "rules/prune.smk"
 include: "rules/decode.smk"
 include: "rules/score.smk"
 include: "rules/report.smk"
+include: "rules/claims.smk"
 
 
 rule all:

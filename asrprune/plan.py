@@ -132,7 +132,17 @@ def final_targets(config: dict[str, Any], results: str = "results") -> list[str]
     for m in config["models"]:
         out.append(f"{results}/sensitivity/{m}/tensors.parquet")
         out.append(f"{results}/sensitivity/{m}/predicted.parquet")
+    if config.get("claims"):
+        out += [f"{results}/tables/claims.parquet", f"{results}/tables/claims.csv", f"{results}/plots/claims_forest.png"]
+    if config.get("findings"):
+        d = findings_dir(config)
+        out += [f"{d}/findings.md", f"{d}/findings_claims.csv", f"{d}/findings_effects.png"]
     return out
+
+
+def findings_dir(config: dict[str, Any]) -> str:
+    """Where the `findings` rule writes (config `findings.dir`; the study publishes into docs/)."""
+    return str((config.get("findings") or {}).get("dir", "results/findings")).rstrip("/")
 
 
 # Decoding settings that change speed, never a transcript: kept out of the decode rule's params
@@ -210,3 +220,25 @@ def rule_threads(config: dict[str, Any], rule: str) -> int:
     """Threads (torch intra-op threads) of one rule."""
     res = config.get("resources", {})
     return int({**res.get("default", {}), **res.get(rule, {})}.get("threads", 1))
+
+
+# Where the check_calibration rule writes its verdict (asrprune.datasets.overlap), under results/.
+CALIBRATION_CHECK = "checks/calibration_overlap.json"
+
+
+def intermediate_targets(config: dict[str, Any], results: str = "results") -> list[str]:
+    """Every file between the sources and the final targets, for the `all` rule to list.
+
+    Snakemake rebuilds a missing file only when a job that must run asks for it: a deleted
+    data set, model, mask set, decode or score would stay missing while what depends on it
+    exists. Listed under `all`, a deleted one is rebuilt, and everything downstream with it.
+    """
+    out = [f"{results}/data/{d}.parquet" for d in config["datasets"]]
+    out += [f"{results}/models/{m}" for m in config["models"]]
+    out += [f"{results}/masks/{m}/{v.id}" for m in config["models"] for v in variants(config)]
+    out += decode_targets(config, results) + score_targets(config, results)
+    for m in config["models"]:
+        out += [f"{results}/sensitivity/{m}/{name}"
+                for name in ("components.parquet", "fisher.safetensors", "heatmap.png", "calibration.json")]
+    out += [f"{results}/tables/damage_correlation.parquet", f"{results}/{CALIBRATION_CHECK}"]
+    return out

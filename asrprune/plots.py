@@ -372,3 +372,86 @@ def plot_all(
         plot_delta_bars(table, delta_wer),
         plot_predicted_vs_measured(table, predicted_vs_measured, correlation),
     ]
+
+
+VERDICT_COLORS = {"supported": "#1b7837", "contradicted": "#b2182b", "inconclusive": "#7f7f7f"}
+
+
+def plot_claims_forest(claims: pd.DataFrame, out_png: str | os.PathLike) -> Path:
+    """One row per claim × model × set: the effect with its 95 % interval, the threshold dashed.
+
+    ΔWER claims are drawn in WER points; `collapses` rows show the variant's own WER, `ranks_damage`
+    rows Spearman ρ (×100), each against its own threshold. Colour is the verdict; the rows that
+    decide a claim are bold.
+    """
+    title = "Claims: effect and 95 % interval (WER points; ρ×100 for damage ranking)"
+    if claims.empty:
+        return _message_figure(out_png, title, "No claim could be evaluated: the grid runs none of their variants.")
+    rows = claims.sort_values(["claim", "model", "decides", "dataset"], ascending=[True, True, False, True]).reset_index(drop=True)
+    with plt.style.context("default"), plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) + 1.6), layout="constrained")
+        labels = []
+        for i, r in rows.iterrows():
+            y = len(rows) - 1 - i
+            if r["outcome"] == "collapses":
+                mid, lo, hi, thr = r["wer_variant"], r["wer_variant_ci_low"], r["wer_variant_ci_high"], r["threshold"]
+            else:
+                mid, lo, hi = r["effect_abs"], r["ci_low"], r["ci_high"]
+                thr = {"improves": -r["threshold"], "degrades": r["threshold"]}.get(r["outcome"], r["threshold"])
+            color = VERDICT_COLORS.get(r["verdict"], "black")
+            ax.errorbar([100 * mid], [y], xerr=[[100 * max(mid - lo, 0)], [100 * max(hi - mid, 0)]], fmt="o", color=color,
+                        capsize=3, markersize=5 if r["decides"] else 3.5)
+            thresholds = [-thr, thr] if r["outcome"] == "neutral" else [thr]
+            for t in thresholds:
+                ax.plot([100 * t] * 2, [y - 0.4, y + 0.4], color="black", linestyle="--", linewidth=1)
+            labels.append((f"{r['claim']} · {r['model']} · {r['dataset']}", bool(r["decides"])))
+        ax.set_yticks(range(len(rows) - 1, -1, -1), [lab for lab, _ in labels])
+        for tick, (_, bold) in zip(ax.get_yticklabels(), labels):
+            tick.set_fontweight("bold" if bold else "normal")
+        ax.axvline(0, color="0.5", linewidth=0.8)
+        ax.set_xscale("symlog", linthresh=5)
+        ax.set_xlabel("effect (symlog): ΔWER points; collapses: variant WER %; ranks_damage: ρ×100")
+        handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=v) for v, c in VERDICT_COLORS.items()]
+        handles.append(plt.Line2D([], [], color="black", linestyle="--", label="decision threshold"))
+        fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
+        fig.suptitle(title, fontsize=11)
+        return _save(fig, out_png)
+
+
+MODEL_PARAMS_M = {"tiny.en": 39, "tiny": 39, "base.en": 74, "base": 74, "small.en": 244, "small": 244}
+
+
+def plot_effect_vs_model_size(claims: pd.DataFrame, out_png: str | os.PathLike) -> Path:
+    """Each ΔWER claim's deciding effect against model size, ours with intervals, the paper's small as a star."""
+    title = "Effect against model size (deciding set of each claim)"
+    rows = claims[claims["decides"] & ~claims["outcome"].isin(["ranks_damage"])]
+    if rows.empty:
+        return _message_figure(out_png, title, "No ΔWER claim was evaluated.")
+    ids = sorted(rows["claim"].unique())
+    ncols = min(4, len(ids))
+    nrows = -(-len(ids) // ncols)
+    with plt.style.context("default"), plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows + 0.8), squeeze=False, layout="constrained")
+        for k, cid in enumerate(ids):
+            ax = axes[k // ncols][k % ncols]
+            grp = rows[rows["claim"] == cid]
+            for r in grp.itertuples():
+                x = MODEL_PARAMS_M.get(r.model, np.nan)
+                ax.errorbar([x], [100 * r.effect_abs], yerr=[[100 * (r.effect_abs - r.ci_low)], [100 * (r.ci_high - r.effect_abs)]],
+                            fmt="o", color=VERDICT_COLORS.get(r.verdict, "black"), capsize=3)
+            paper = grp["paper_effect"].dropna()
+            if len(paper):
+                ax.plot([244], [float(paper.iloc[0])], marker="*", markersize=11, color="#2166ac", linestyle="")
+            ax.axhline(0, color="0.5", linewidth=0.8)
+            ax.set_xscale("log")
+            ax.set_xticks([39, 74, 244], ["39M", "74M", "244M"])
+            ax.set_xlim(30, 320)
+            ax.set_title(cid)
+            ax.set_ylabel("ΔWER (points)")
+        for k in range(len(ids), nrows * ncols):
+            axes[k // ncols][k % ncols].axis("off")
+        handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=v) for v, c in VERDICT_COLORS.items()]
+        handles.append(plt.Line2D([], [], marker="*", linestyle="", color="#2166ac", markersize=11, label="paper (whisper-small)"))
+        fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
+        fig.suptitle(title, fontsize=11)
+        return _save(fig, out_png)

@@ -7,7 +7,8 @@ sys.path.insert(0, workflow.basedir)
 import copy
 
 from asrprune import plan
-from asrprune.config import ConfigError, load_yaml, validate_config
+from asrprune.config import ConfigError, check_model_depths, load_yaml, validate_config
+from asrprune.datasets.manifest import input_files as dataset_input_files
 from asrprune.io import check_output_root
 
 try:
@@ -41,11 +42,21 @@ try:
     check_output_root(RESULTS)
 except NotADirectoryError as error:
     raise WorkflowError(error.strerror) from None
+try:
+    # layer ranges against the depth of every model already known (a local one, or one prepared)
+    check_model_depths(config, RESULTS)
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
 CALIB = plan.calibration_set(config)
+# The check_calibration rule's verdict: the calibration set shares nothing with a test set.
+CALIB_CHECK = f"{RESULTS}/{plan.CALIBRATION_CHECK}"
+FINDINGS = plan.findings_dir(config)
 
 
 def get_final_targets():
-    return plan.final_targets(config, RESULTS)
+    # Intermediates too: Snakemake rebuilds a missing file only when a job that must run asks for
+    # it, so a deleted data set would otherwise stay missing while everything downstream exists.
+    return plan.final_targets(config, RESULTS) + plan.intermediate_targets(config, RESULTS)
 
 
 def res(rule_name):
@@ -57,8 +68,15 @@ def threads_of(rule_name):
 
 
 def get_prepare_dataset_input(wildcards):
-    of = config["datasets"][wildcards.dataset].get("of")
-    return {"of": f"{RESULTS}/data/{of}.parquet"} if of else {}
+    spec = config["datasets"][wildcards.dataset]
+    inputs = {"of": f"{RESULTS}/data/{spec['of']}.parquet"} if spec.get("of") else {}
+    # A user's own files are inputs: a manifest and every clip it lists (or local Parquet files),
+    # so editing one reruns this set's jobs. A malformed manifest stops here, before any job.
+    try:
+        inputs.update(dataset_input_files(spec))
+    except ValueError as error:
+        raise WorkflowError(f"datasets.{wildcards.dataset}: {error}") from None
+    return inputs
 
 
 def get_prune_input(wildcards):
@@ -68,6 +86,9 @@ def get_prune_input(wildcards):
         inputs["fisher"] = f"{RESULTS}/sensitivity/{wildcards.model}/fisher.safetensors"
     if variant.needs_calib:
         inputs["calib"] = f"{RESULTS}/data/{CALIB}.parquet"
+        # tune only on a calibration set checked apart from the test sets (ancient: a test set's
+        # change reruns the check, not this job)
+        inputs["calib_check"] = ancient(CALIB_CHECK)
     return inputs
 
 

@@ -1,0 +1,183 @@
+"""The findings document: claims.parquet (and the run's benchmark files) -> docs/findings.md, a CSV and a plot.
+
+Everything in the document is computed from the tables, never written by hand; running the study
+again regenerates it identically except the "Wall time" section.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from asrprune.usage import read_benchmarks
+
+TIMING_HEADING = "## Wall time"
+
+
+def _pts(x: float) -> str:
+    return "n/a" if not np.isfinite(x) else f"{100 * x:+.2f}"
+
+
+def _cell(row: pd.Series | None) -> str:
+    """`+1.23 [−0.40, +2.86] supported` in WER points (ρ for damage ranking)."""
+    if row is None:
+        return "not run"
+    if row["outcome"] == "ranks_damage":
+        return f"ρ {row['effect_abs']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}] **{row['verdict']}**"
+    text = f"{_pts(row['effect_abs'])} [{_pts(row['ci_low'])}, {_pts(row['ci_high'])}]"
+    if row["outcome"] == "collapses":
+        text += f", WER {100 * row['wer_variant']:.1f} % [{100 * row['wer_variant_ci_low']:.1f}, {100 * row['wer_variant_ci_high']:.1f}]"
+    return f"{text} **{row['verdict']}**"
+
+
+def _expectation(row: pd.Series) -> str:
+    t = 100 * row["threshold"]
+    return {
+        "improves": "ΔWER < 0" if t == 0 else f"ΔWER < −{t:g}",
+        "neutral": f"|ΔWER| < {t:g}",
+        "degrades": f"ΔWER > {t:g}",
+        "collapses": f"WER > {t:g} %",
+        "ranks_damage": "ρ > 0",
+    }[row["outcome"]]
+
+
+def claims_markdown(claims: pd.DataFrame, models: list[str]) -> str:
+    """The headline table (one row per claim, the deciding set) and the per-set table."""
+    lines = ["| claim | paper (whisper-small) | expected | set | " + " | ".join(models) + " |",
+             "|---|---|---|---|" + "---|" * len(models)]
+    for cid, grp in claims.groupby("claim", sort=False):
+        deciding = grp[grp["decides"]]
+        first = deciding.iloc[0]
+        cells = []
+        for m in models:
+            hit = deciding[deciding["model"] == m]
+            cells.append(_cell(hit.iloc[0] if len(hit) else None))
+        sets = ", ".join(sorted(set(deciding["dataset"])))
+        lines.append(f"| **{cid}** {first['sentence']} | {first['paper']} | {_expectation(first)} | {sets} | " + " | ".join(cells) + " |")
+    lines += ["", "Every set, pooled or not (ΔWER in points, 95 % paired interval):", "",
+              "| claim | set | utterances | words | " + " | ".join(models) + " |",
+              "|---|---|---|---|" + "---|" * len(models)]
+    for (cid, name), grp in claims.groupby(["claim", "dataset"], sort=False):
+        cells = []
+        for m in models:
+            hit = grp[grp["model"] == m]
+            cells.append(_cell(hit.iloc[0] if len(hit) else None))
+        first = grp.iloc[0]
+        lines.append(f"| {cid} | {name} | {int(first['n_utts'])} | {int(first['n_ref_words'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def sizing_markdown(claims: pd.DataFrame, claim_id: str = "C1", goal_points: float = 1.0) -> str:
+    """What interval the sets bought for `claim_id`, and how many words a ±`goal_points` interval would need.
+
+    The half-width of a paired interval shrinks as 1/√words at a fixed per-word spread, so
+    words_needed ≈ words × (half-width / goal)².
+    """
+    rows = claims[(claims["claim"] == claim_id) & claims["decides"]]
+    if rows.empty:
+        return f"{claim_id} was not run."
+    out = []
+    for r in rows.itertuples():
+        half = 100 * (r.ci_high - r.ci_low) / 2
+        need = r.n_ref_words * (half / goal_points) ** 2
+        out.append(
+            f"- {r.model}, {r.dataset}: {r.n_utts} utterances, {r.n_ref_words} words; the 95 % interval of ΔWER is "
+            f"±{half:.2f} points (goal ±{goal_points:g}). At this spread ±{goal_points:g} needs about {need:,.0f} words "
+            f"({need / max(r.n_ref_words, 1):.1f}× these sets)."
+        )
+    return "\n".join(out)
+
+
+def timing_markdown(benchmarks: pd.DataFrame, models: list[str]) -> str:
+    """Job seconds per rule and model (summed over jobs; two jobs run at once on 2 cores)."""
+    def model_of(job: str) -> str:
+        parts = job.split("/")
+        return next((p for p in parts[1:] if p in models), "shared")
+
+    b = benchmarks.assign(model=[model_of(j) for j in benchmarks["job"]])
+    table = b.pivot_table(index="rule", columns="model", values="wall_s", aggfunc="sum", fill_value=0.0)
+    cols = [m for m in models + ["shared"] if m in table.columns]
+    lines = ["| rule | " + " | ".join(f"{c} (min)" for c in cols) + " |", "|---|" + "---|" * len(cols)]
+    for rule, row in table.iterrows():
+        lines.append(f"| {rule} | " + " | ".join(f"{row[c] / 60:.1f}" for c in cols) + " |")
+    totals = table.sum()
+    lines.append("| **all rules** | " + " | ".join(f"**{totals[c] / 60:.1f}**" for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def elapsed_minutes(benchmarks_dir: str | Path) -> float:
+    """Wall-clock span of a run: from the earliest job start (file time minus its seconds) to the last end."""
+    starts, ends = [], []
+    for path in Path(benchmarks_dir).rglob("*.tsv"):
+        seconds = float(pd.read_csv(path, sep="\t").iloc[-1]["s"])
+        ends.append(path.stat().st_mtime)
+        starts.append(path.stat().st_mtime - seconds)
+    if not ends:
+        raise ValueError(f"{benchmarks_dir}: no benchmark files")
+    return (max(ends) - min(starts)) / 60
+
+
+def write_findings(
+    claims_path: str | Path,
+    wer_path: str | Path,
+    benchmarks_dir: str | Path,
+    out_md: str | Path,
+    out_csv: str | Path,
+    out_png: str | Path,
+    *,
+    config_hash: str,
+    config_name: str,
+) -> str:
+    """Write the findings document, the claims CSV beside it and the effect-vs-model-size plot."""
+    from asrprune.io import atomic_path
+    from asrprune.plots import plot_effect_vs_model_size
+
+    claims = pd.read_parquet(claims_path)
+    wer = pd.read_parquet(wer_path)
+    models = sorted(claims["model"].unique(), key=lambda m: (len(m), m)) if len(claims) else []
+    versions = json.loads(wer["versions"].iloc[0]) if len(wer) else {}
+    protocol = wer.iloc[0] if len(wer) else None
+    parts: list[str] = [
+        "# Findings: the paper's claims on tiny.en and base",
+        "",
+        f"Written by the `findings` rule from `results/tables/claims.parquet` (config `{config_name}`, "
+        f"config hash `{config_hash}`); do not edit by hand. Claims are defined in `config/claims.yaml`; "
+        "the verdict logic is in `asrprune/claims.py`. Effects are ΔWER = WER(variant) − WER(reference) in WER "
+        "points on the same utterances, with 95 % paired bootstrap intervals; a verdict is `supported` when the "
+        "whole interval lies on the claimed side of the threshold, `contradicted` when it lies wholly on the "
+        "other side, `inconclusive` otherwise.",
+        "",
+    ]
+    if protocol is not None:
+        parts += [
+            f"Protocol: greedy decoding (beams {int(protocol['decode_num_beams'])}, batch {int(protocol['decode_batch_size'])}), "
+            f"language `{protocol.get('decode_language', 'en')}`, normalizer `{protocol['normalizer']}`, float32 on CPU. "
+            "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + ".",
+            "",
+        ]
+    parts += ["## Verdicts", "", claims_markdown(claims, models) if len(claims) else "No claim was evaluated.", ""]
+    parts += ["## How the sets were sized", "", sizing_markdown(claims), ""]
+    baselines = wer[wer["variant"] == "baseline"].sort_values(["model", "dataset"])
+    if len(baselines):
+        parts += ["Baseline WER per set: " + "; ".join(
+            f"{r.model} {r.dataset} {100 * r.wer:.2f} % ({r.n_ref_words} words)" for r in baselines.itertuples()) + ".", ""]
+    parts += ["![effect against model size](findings_effects.png)", ""]
+    parts += [TIMING_HEADING, ""]
+    try:
+        parts += [timing_markdown(read_benchmarks(benchmarks_dir), models), ""]
+        span = elapsed_minutes(benchmarks_dir)
+        parts += [f"Elapsed from the first job's start to the last job's end (benchmark file times): {span:.0f} min "
+                  "on 2 cores. Jobs of a run resumed after a stop count their own time only.", ""]
+    except (FileNotFoundError, ValueError) as error:
+        parts += [f"No benchmark files: {error}", ""]
+    text = "\n".join(parts)
+    with atomic_path(out_md) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    with atomic_path(out_csv) as tmp:
+        claims.drop(columns=["sentence"]).to_csv(tmp, index=False, float_format="%.6g")
+    plot_effect_vs_model_size(claims, out_png)
+    return text

@@ -1,0 +1,187 @@
+"""Claims as data: the verdict logic (every verdict reachable, threshold and interval edges), pooling,
+damage ranking, and the shipped claims file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asrprune import claims as C
+from asrprune.methods import parse_variant
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "outcome,threshold,low,high,expected",
+    [
+        ("improves", 0.0, -0.03, -0.01, "supported"),
+        ("improves", 0.0, 0.01, 0.03, "contradicted"),
+        ("improves", 0.0, -0.01, 0.01, "inconclusive"),
+        ("improves", 0.0, -0.02, 0.0, "inconclusive"),  # touching zero is not a clear gain
+        ("improves", 0.0, 0.0, 0.0, "contradicted"),  # identical systems: no gain at all
+        ("improves", 0.01, -0.03, -0.011, "supported"),
+        ("improves", 0.01, -0.03, -0.01, "inconclusive"),  # the edge of the threshold is not past it
+        ("degrades", 0.01, 0.011, 0.05, "supported"),
+        ("degrades", 0.01, 0.01, 0.05, "inconclusive"),
+        ("degrades", 0.01, -0.02, 0.01, "contradicted"),
+        ("degrades", 0.01, 0.0, 0.02, "inconclusive"),
+        ("neutral", 0.02, -0.019, 0.019, "supported"),
+        ("neutral", 0.02, -0.02, 0.01, "inconclusive"),
+        ("neutral", 0.02, 0.02, 0.05, "contradicted"),
+        ("neutral", 0.02, -0.05, -0.02, "contradicted"),
+        ("neutral", 0.02, -0.05, 0.05, "inconclusive"),
+        ("collapses", 0.30, 0.31, 0.6, "supported"),
+        ("collapses", 0.30, 0.1, 0.30, "contradicted"),
+        ("collapses", 0.30, 0.25, 0.35, "inconclusive"),
+        ("ranks_damage", 0.0, 0.2, 0.9, "supported"),
+        ("ranks_damage", 0.0, -0.5, 0.0, "contradicted"),
+        ("ranks_damage", 0.0, -0.2, 0.6, "inconclusive"),
+        ("improves", 0.0, float("nan"), float("nan"), "inconclusive"),
+    ],
+)
+def test_verdicts_at_and_around_the_threshold(outcome, threshold, low, high, expected):
+    assert C.verdict(outcome, threshold, low, high) == expected
+
+
+def test_every_verdict_is_reachable_for_every_outcome():
+    for outcome in C.OUTCOMES:
+        t = 0.02
+        got = {C.verdict(outcome, t, lo, hi) for lo, hi in [(-1, -0.5), (0.5, 1), (-1, 1), (-0.01, 0.01), (0.025, 0.03)]}
+        assert got == set(C.VERDICTS), outcome
+
+
+def test_a_reversed_interval_and_an_unknown_outcome_are_errors():
+    with pytest.raises(ValueError, match="low > high"):
+        C.verdict("improves", 0.0, 0.1, -0.1)
+    with pytest.raises(ValueError, match="'better'"):
+        C.verdict("better", 0.0, -0.1, 0.1)
+
+
+def scores(errors, words, ids=None):
+    """A per-utterance score frame with all errors as substitutions."""
+    n = len(errors)
+    ids = ids or [f"u{i:03d}" for i in range(n)]
+    return pd.DataFrame({"id": ids, "substitutions": errors, "deletions": [0] * n, "insertions": [0] * n,
+                         "n_ref_words": words})
+
+
+def synthetic(effect_per_utt, n=200, seed=0, sets=("a", "b")):
+    """Baseline with ~10 % WER; the variant adds `effect_per_utt` errors to a random half of utterances."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for s in sets:
+        words = rng.integers(5, 15, n)
+        base = rng.binomial(words, 0.1)
+        var = np.clip(base + effect_per_utt * rng.integers(0, 2, n), 0, None)
+        out[("m", "baseline", s)] = scores(base.tolist(), words.tolist())
+        out[("m", "v", s)] = scores(var.tolist(), words.tolist())
+    return out
+
+
+def claim(outcome, points=0.0, **kw):
+    spec = {"claims": [{"id": "X", "variant": "v", "expect": outcome if outcome == "improves" and not points else {outcome: points}, **kw}]}
+    return C.parse_claims(spec)[0]
+
+
+def test_a_clearly_better_variant_supports_improves_and_pools_the_sets():
+    table = C.evaluate_claims(claim("improves", datasets=["pool", "a"], decide_on=["pool"]), {"pool": ["a", "b"]},
+                              synthetic(-1), ["a", "b"], samples=500)
+    pooled = table[table["dataset"] == "pool"].iloc[0]
+    assert pooled["decides"] and pooled["pooled"] and pooled["sets"] == "a,b"
+    assert pooled["verdict"] == "supported" and pooled["ci_high"] < 0
+    single = table[table["dataset"] == "a"].iloc[0]
+    assert pooled["n_utts"] == 2 * single["n_utts"]
+    assert not single["decides"]
+    # the pooled effect is the corpus difference over both sets, not a mean of the two
+    data = synthetic(-1)
+    err = lambda f: (f["substitutions"]).sum()  # noqa: E731
+    words = sum(data[("m", "baseline", s)]["n_ref_words"].sum() for s in "ab")
+    expected = sum(err(data[("m", "v", s)]) - err(data[("m", "baseline", s)]) for s in "ab") / words
+    assert pooled["effect_abs"] == pytest.approx(expected)
+
+
+def test_identical_systems_are_neutral_and_contradict_improves():
+    same = synthetic(0)
+    neutral = C.evaluate_claims(claim("neutral", 1.0), {}, same, ["a", "b"], samples=200)
+    assert set(neutral["verdict"]) == {"supported"}
+    improves = C.evaluate_claims(claim("improves"), {}, same, ["a", "b"], samples=200)
+    assert set(improves["verdict"]) == {"contradicted"}
+    # no listed set present: every test set and their pool, the pool decides
+    assert list(improves["dataset"]) == ["a", "b", C.ALL_SETS]
+    assert list(improves["decides"]) == [False, False, True]
+
+
+def test_a_worse_variant_degrades_and_collapses_reads_the_variants_own_wer():
+    worse = synthetic(3)
+    deg = C.evaluate_claims(claim("degrades", 1.0), {}, worse, ["a"], samples=300)
+    assert deg.iloc[0]["verdict"] == "supported"
+    col = C.evaluate_claims(claim("collapses", 20.0), {}, worse, ["a"], samples=300)
+    row = col.iloc[0]
+    assert row["wer_variant_ci_low"] > 0.20 and row["verdict"] == "supported"
+    high_bar = C.evaluate_claims(claim("collapses", 90.0), {}, worse, ["a"], samples=300)
+    assert high_bar.iloc[0]["verdict"] == "contradicted"
+
+
+def test_unpaired_utterances_are_refused():
+    data = synthetic(0, sets=("a",))
+    data[("m", "v", "a")] = data[("m", "v", "a")].assign(id=[f"x{i:03d}" for i in range(200)])
+    with pytest.raises(ValueError, match="different utterances"):
+        C.evaluate_claims(claim("improves"), {}, data, ["a"], samples=10)
+
+
+def test_claims_whose_variant_was_not_run_are_left_out():
+    table = C.evaluate_claims(claim("improves", variant="not-run"), {}, synthetic(-1), ["a"], samples=10)
+    assert table.empty and list(table.columns) == C.CLAIM_COLUMNS
+
+
+def test_damage_ranking_follows_the_predicted_order():
+    rng = np.random.default_rng(1)
+    n, words = 300, rng.integers(5, 15, 300)
+    base = rng.binomial(words, 0.1)
+    data = {("m", "baseline", "a"): scores(base.tolist(), words.tolist())}
+    predicted = []
+    for k, extra in enumerate([0.0, 0.05, 0.1, 0.2, 0.4]):
+        errs = base + rng.binomial(words, extra)
+        data[("m", f"v{k}", "a")] = scores(errs.tolist(), words.tolist())
+        predicted.append({"model": "m", "variant": f"v{k}", "predicted_damage": float(k)})
+    spec = {"claims": [{"id": "R", "expect": "ranks_damage"}]}
+    agree = C.evaluate_claims(C.parse_claims(spec)[0], {}, data, ["a"], pd.DataFrame(predicted), samples=300)
+    assert agree.iloc[0]["effect_abs"] == pytest.approx(1.0) and agree.iloc[0]["verdict"] == "supported"
+    reverse = pd.DataFrame(predicted).assign(predicted_damage=lambda d: -d["predicted_damage"])
+    disagree = C.evaluate_claims(C.parse_claims(spec)[0], {}, data, ["a"], reverse, samples=300)
+    assert disagree.iloc[0]["verdict"] == "contradicted"
+
+
+@pytest.mark.parametrize(
+    "entry,needle",
+    [
+        ({"id": "A", "variant": "v", "expect": "better"}, r"'better'.*improves"),
+        ({"id": "A", "expect": "improves"}, "needs a `variant`"),
+        ({"id": "A", "variant": "v", "expect": {"neutral": 0}}, "margin > 0"),
+        ({"id": "A", "variant": "v", "expect": {"degrades": -1}}, ">= 0"),
+        ({"id": "A", "variant": "v", "expect": "improves", "datasetz": ["a"]}, "unknown keys"),
+    ],
+)
+def test_bad_claims_are_named(entry, needle):
+    with pytest.raises(ValueError, match=needle):
+        C.parse_claims({"claims": [entry]})
+    with pytest.raises(ValueError, match="duplicate claim id 'A'"):
+        C.parse_claims({"claims": [{"id": "A", "variant": "v", "expect": "improves"}] * 2})
+
+
+def test_the_shipped_claims_name_real_variants_and_pools():
+    claims, pools = C.load_claims_file(REPO / "config/claims.yaml")
+    assert {c.id for c in claims} >= {f"C{i}" for i in range(1, 11)}
+    for c in claims:
+        for v in filter(None, (c.variant, c.reference)):
+            parse_variant(v)  # a typo in a variant id fails here, not after the study ran
+        for name in c.decide_on:
+            assert name in c.datasets, (c.id, name)
+    from asrprune.config import load_yaml
+
+    study = load_yaml(REPO / "config/study.yaml")
+    assert set(pools["noisy_ivr"]) <= set(study["datasets"])
