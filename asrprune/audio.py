@@ -8,6 +8,7 @@ wants to drop long utterances instead must do so explicitly and record what it d
 from __future__ import annotations
 
 import io
+import re
 from math import gcd
 
 import numpy as np
@@ -38,15 +39,49 @@ def check_duration(samples: np.ndarray, *, name: str, sr: int = SAMPLE_RATE,
         )
 
 
-def decode_audio(data: bytes, *, name: str, max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
+# libsndfile's parser log says "data : 32000 (should be 15978)" when a WAV's (or an AIFF's SSND)
+# header declares more sample bytes than the file holds; it then reads what is there, silently.
+_SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+# What writers put in the size field when they stream to a pipe and cannot seek back: not a claim.
+_UNKNOWN_LENGTH = 0x7FFFF000
+_BLOCK_ALIGN = re.compile(r"Block Align\s*:\s*(\d+)")
+_SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "ULAW": 1, "ALAW": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
+                 "FLOAT": 4, "DOUBLE": 8}
+
+
+def check_complete(f: sf.SoundFile, *, name: str, source: str | None = None) -> None:
+    """Raise ValueError when the header declares more sample bytes than the file holds (a truncated copy)."""
+    m = _SHORT_CHUNK.search(f.extra_info)
+    if not m:
+        return
+    declared, held = int(m[1]), int(m[2])
+    if held >= declared or declared >= _UNKNOWN_LENGTH:
+        return
+    align = _BLOCK_ALIGN.search(f.extra_info)
+    block = int(align[1]) if align else _SAMPLE_BYTES.get(f.subtype, 0) * f.channels
+
+    def seconds(n: int) -> str:
+        return f" ({n / block / f.samplerate:.2f} s)" if block else ""
+    what = f"audio file {source} is truncated" if source else "audio is truncated"
+    raise ValueError(
+        f"{name}: {what}: its header declares {declared} bytes of samples{seconds(declared)}, the file holds "
+        f"{held}{seconds(held)}; expected a complete file (copy or download it again)"
+    )
+
+
+def decode_audio(data: bytes, *, name: str, max_seconds: float | None = MAX_SECONDS,
+                 source: str | None = None) -> np.ndarray:
     """Decode any soundfile-readable bytes to float32 mono 16 kHz; stereo is averaged.
 
-    Raises ValueError naming `name` for empty, corrupt, zero-length, non-finite or too long audio.
+    Raises ValueError naming `name` (and the file `source`, when given) for empty, corrupt,
+    truncated, zero-length, non-finite or too long audio.
     """
     if not data:
         raise ValueError(f"{name}: audio bytes are empty; expected a WAV/FLAC/OGG file's bytes")
     try:
-        samples, sr = sf.read(io.BytesIO(bytes(data)), dtype="float32", always_2d=True)
+        with sf.SoundFile(io.BytesIO(bytes(data))) as f:
+            check_complete(f, name=name, source=source)
+            samples, sr = f.read(dtype="float32", always_2d=True), f.samplerate
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise ValueError(
             f"{name}: cannot decode {len(data)} audio bytes ({exc}); expected a WAV/FLAC/OGG file"

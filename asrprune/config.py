@@ -6,6 +6,7 @@ Snakemake schedules a single job.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from asrprune.components import parse_target
+from asrprune.components import layers_in_range, parse_target, select_tensors
+from asrprune.schedules import resolve_schedule
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -59,7 +61,12 @@ def _path(parts: Iterator[Any]) -> str:
 
 
 def _fill_defaults(validator_cls):
-    """A validator that also writes schema defaults into the instance (as snakemake's validate does)."""
+    """A validator that also writes schema defaults into the instance (as snakemake's validate does).
+
+    It is also strict about integers: JSON Schema counts 4.0 as an integer, but `batch_size: 4.0`
+    would reach `range()` in a decode job as a float and fail there, after Snakemake has removed
+    the old outputs, with a TypeError that names no key. So an integer must be written as one.
+    """
     validate_properties = validator_cls.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -69,7 +76,10 @@ def _fill_defaults(validator_cls):
                     instance.setdefault(name, sub["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+    strict_integers = validator_cls.TYPE_CHECKER.redefine(
+        "integer", lambda checker, instance: isinstance(instance, int) and not isinstance(instance, bool)
+    )
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults}, type_checker=strict_integers)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -136,3 +146,168 @@ def _check_references(config: dict[str, Any]) -> None:
                 parse_target(target)
             except ValueError as e:
                 raise ConfigError(f"pruning.grid[{i}].targets: {e}") from None
+    _check_schedules(config)
+    _check_calibration_apart(config)
+
+
+def _check_schedules(config: dict[str, Any]) -> None:
+    """Every schedule the config defines or names resolves (targets, layer ranges, rates).
+
+    `asrprune.schedules.resolve_schedule` is what the prune job calls, so the same check runs here,
+    before any job, and names the key.
+    """
+    pruning = config["pruning"]
+    defined = pruning.get("schedules") or {}
+    for name in defined:
+        try:
+            resolve_schedule(name, defined)
+        except ValueError as e:
+            raise ConfigError(f"pruning.schedules.{name}: {e}") from None
+    for i, entry in enumerate(pruning["grid"]):
+        named = [("schedules", n) for n in entry.get("schedules") or []]
+        if entry.get("sparsity_of"):
+            named.append(("sparsity_of", entry["sparsity_of"]))
+        for key, name in named:
+            try:
+                resolve_schedule(name, defined)
+            except ValueError as e:
+                raise ConfigError(f"pruning.grid[{i}].{key}: {e}") from None
+
+
+def _source_key(spec: dict[str, Any]) -> tuple | None:
+    """What identifies the utterances a dataset reads, when a path alone does (manifest, local Parquet)."""
+    if spec.get("source") == "manifest" and spec.get("path"):
+        return ("manifest", str(Path(spec["path"]).resolve()))
+    if spec.get("source") == "hf-parquet" and spec.get("path_or_repo") and not spec.get("data_files"):
+        where = spec["path_or_repo"]
+        where = str(Path(where).resolve()) if Path(where).exists() else where
+        return ("hf-parquet", where, spec.get("split"), spec.get("config_name"))
+    return None
+
+
+def _check_calibration_apart(config: dict[str, Any]) -> None:
+    """A calibration set must not read a test set's file, nor be the set a test set degrades.
+
+    The same check on the built data (ids, transcripts, audio) is the `check_calibration` job's;
+    this one needs no data and so stops such a config before any job runs.
+    """
+    if config["calibration"].get("allow_overlap"):
+        return
+    datasets = config["datasets"]
+    calibration = [n for n, s in datasets.items() if s.get("role", "test") == "calibration"]
+    for name, spec in datasets.items():
+        if spec.get("role", "test") != "test":
+            continue
+        if spec.get("of") in calibration:
+            raise ConfigError(
+                f"datasets.{name}.of = {spec['of']!r} is the calibration set: a test set degraded from it shares its "
+                "transcripts; expected a test set of other utterances (or set calibration.allow_overlap: true)"
+            )
+        key = _source_key(spec)
+        for calib in calibration:
+            if key is not None and key == _source_key(datasets[calib]):
+                kind = "manifest" if key[0] == "manifest" else "Parquet data"
+                raise ConfigError(
+                    f"datasets.{calib} (calibration) and datasets.{name} (test) read the same {kind} {key[1]}: "
+                    "pruning would be tuned on test utterances; expected a calibration set of other utterances "
+                    "(or set calibration.allow_overlap: true)"
+                )
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks against the model's depth, when it is known before any job runs
+
+
+def model_depth(name: str, spec: dict[str, Any], results: str | Path = "results") -> tuple[int, int] | None:
+    """(encoder layers, decoder layers) of a model, or None while unknown.
+
+    Known without running anything for a `local` model (its config.json) and for any model that
+    prepare_model already wrote from this very spec (its manifest.json); a hub or CTranslate2
+    model is known once it has been prepared.
+    """
+    candidates = []
+    if spec.get("source") == "local" and spec.get("path"):
+        candidates.append((Path(spec["path"]) / "config.json", None))
+    candidates.append((Path(results) / "models" / name / "manifest.json", spec))
+    for path, must_match in candidates:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if must_match is not None:
+            if data.get("source") != must_match:
+                continue
+            data = data.get("config") or {}
+        try:
+            return int(data["encoder_layers"]), int(data["decoder_layers"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
+def _whisper_parameter_names(encoder_layers: int, decoder_layers: int) -> list[str]:
+    """The parameter names of a Whisper of this depth (what components.select_tensors ranks)."""
+    attn = [f"{p}_proj.{w}" for p in ("k", "v", "q", "out") for w in ("weight", "bias") if (p, w) != ("k", "bias")]
+    ffn = [f"{fc}.{w}" for fc in ("fc1", "fc2") for w in ("weight", "bias")]
+    norm = ["weight", "bias"]
+    names = [f"model.encoder.conv{k}.{w}" for k in (1, 2) for w in ("weight", "bias")]
+    names.append("model.encoder.embed_positions.weight")
+    for i in range(encoder_layers):
+        block = f"model.encoder.layers.{i}"
+        names += [f"{block}.self_attn.{a}" for a in attn] + [f"{block}.self_attn_layer_norm.{w}" for w in norm]
+        names += [f"{block}.{f}" for f in ffn] + [f"{block}.final_layer_norm.{w}" for w in norm]
+    names += [f"model.encoder.layer_norm.{w}" for w in norm]
+    names += ["model.decoder.embed_tokens.weight", "model.decoder.embed_positions.weight"]
+    for i in range(decoder_layers):
+        block = f"model.decoder.layers.{i}"
+        names += [f"{block}.self_attn.{a}" for a in attn] + [f"{block}.self_attn_layer_norm.{w}" for w in norm]
+        names += [f"{block}.encoder_attn.{a}" for a in attn] + [f"{block}.encoder_attn_layer_norm.{w}" for w in norm]
+        names += [f"{block}.{f}" for f in ffn] + [f"{block}.final_layer_norm.{w}" for w in norm]
+    names += [f"model.decoder.layer_norm.{w}" for w in norm]
+    return names
+
+
+def _check_range(target: str, depth: dict[str, int]) -> None:
+    """An explicit layer range must fit every side the target covers (schedules may select nothing)."""
+    base, layers = parse_target(target)
+    if layers is None:
+        return
+    sides = {"enc": ["encoder"], "dec": ["decoder"], "all": ["encoder", "decoder"]}.get(
+        base, ["encoder"] if base.startswith("enc") else ["decoder"] if base.startswith("dec") else ["encoder", "decoder"])
+    for side in sides:
+        layers_in_range(layers, depth[side])
+
+
+def check_model_depths(config: dict[str, Any], results: str | Path = "results") -> None:
+    """Layer ranges of the grid's targets and of the schedules it uses, against each model's depth.
+
+    Runs before any job (rules/common.smk) for every model whose depth is known (`model_depth`);
+    a grid target must select at least one tensor, a schedule's explicit range must exist.
+    """
+    pruning = config["pruning"]
+    defined = pruning.get("schedules") or {}
+    schedules = {name: f"pruning.schedules.{name}" for name in defined}
+    for i, entry in enumerate(pruning["grid"]):
+        for name in entry.get("schedules") or []:
+            schedules.setdefault(name, f"pruning.grid[{i}].schedules")
+        if entry.get("sparsity_of"):
+            schedules.setdefault(entry["sparsity_of"], f"pruning.grid[{i}].sparsity_of")
+    for model, spec in config["models"].items():
+        found = model_depth(model, spec, results)
+        if found is None:
+            continue
+        depth = {"encoder": found[0], "decoder": found[1]}
+        names = _whisper_parameter_names(*found)
+        about = f"on model {model!r} ({found[0]} encoder, {found[1]} decoder layers)"
+        for i, entry in enumerate(pruning["grid"]):
+            for target in entry.get("targets") or []:
+                try:
+                    select_tensors(names, target, depth)
+                except ValueError as e:
+                    raise ConfigError(f"pruning.grid[{i}].targets: target {target!r} {about}: {e}") from None
+        for name, key in schedules.items():
+            for target in resolve_schedule(name, defined):
+                try:
+                    _check_range(target, depth)
+                except ValueError as e:
+                    raise ConfigError(f"{key}: target {target!r} {about}: {e}") from None

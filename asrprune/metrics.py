@@ -80,13 +80,22 @@ def _char_errors(ref: str, hyp: str) -> int:
     return out.substitutions + out.deletions + out.insertions
 
 
-def score_frame(decoded: pd.DataFrame, loop_min_repeats: int = 4) -> pd.DataFrame:
-    """Alignment counts per utterance (jiwer), under the English and the basic normalizer."""
+def score_frame(decoded: pd.DataFrame, loop_min_repeats: int = 4, where: str = "decode") -> pd.DataFrame:
+    """Alignment counts per utterance (jiwer), under the English and the basic normalizer.
+
+    A reference with no word left under either normalizer is refused (ValueError naming `where`
+    and the utterance): its WER is undefined and a table over it would mix NaN with numbers.
+    prepare_dataset refuses such transcripts already; this guards data sets built before it did.
+    """
     rows = []
     for rec in decoded.itertuples(index=False):
         ref, hyp = normalize_english(rec.reference), normalize_english(rec.hypothesis)
-        s, d, i, h = _word_counts(ref, hyp)
         ref_b, hyp_b = normalize_basic(rec.reference), normalize_basic(rec.hypothesis)
+        if not ref or not ref_b:
+            raise ValueError(f"{where}: utterance {rec.id!r} has reference {rec.reference!r}, which normalizes to no "
+                             "words; expected at least one word to score (rebuild the data set: prepare_dataset "
+                             "refuses such transcripts, or leaves them out with `on_empty_reference: skip`)")
+        s, d, i, h = _word_counts(ref, hyp)
         sb, db, ib, _ = _word_counts(ref_b, hyp_b)
         looping = repeats_in_loop(hyp.split(), loop_min_repeats)
         rows.append(

@@ -34,3 +34,30 @@ rule prepare_dataset:
         spec=lambda wildcards: plan.dataset_spec(config, wildcards.dataset),
     script:
         "../scripts/prepare_dataset.py"
+
+
+# The calibration set shares no id, normalized transcript or recording with any test set
+# (asrprune.datasets.overlap). Sensitivity and wanda wait for it (as an ancient input: a test set's
+# change reruns this check, not them); aggregate reads it, so no table is written over an overlap.
+rule check_calibration:
+    input:
+        calib=f"{RESULTS}/data/{CALIB}.parquet",
+        tests=expand(f"{RESULTS}/data/{{dataset}}.parquet", dataset=plan.evaluation_sets(config)),
+    output:
+        CALIB_CHECK,
+    log:
+        f"{RESULTS}/logs/check_calibration.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/check_calibration.tsv"
+    conda:
+        "../envs/asrprune.yaml"
+    priority: 50
+    threads: threads_of("prepare_dataset")
+    resources:
+        **res("prepare_dataset"),
+    params:
+        calibration=CALIB,
+        tests=plan.evaluation_sets(config),
+        allow_overlap=bool(config["calibration"].get("allow_overlap", False)),
+    script:
+        "../scripts/check_calibration.py"

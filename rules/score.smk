@@ -26,6 +26,7 @@ rule aggregate:
             f"{RESULTS}/sensitivity/{{model}}/predicted.parquet",
             model=config["models"],
         ),
+        calib_check=CALIB_CHECK,
     output:
         table=f"{RESULTS}/tables/wer.parquet",
         csv=report(

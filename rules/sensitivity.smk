@@ -2,6 +2,7 @@ rule sensitivity:
     input:
         model=f"{RESULTS}/models/{{model}}",
         calib=f"{RESULTS}/data/{CALIB}.parquet",
+        calib_check=ancient(CALIB_CHECK),
     output:
         tensors=f"{RESULTS}/sensitivity/{{model}}/tensors.parquet",
         components=f"{RESULTS}/sensitivity/{{model}}/components.parquet",

@@ -13,6 +13,8 @@ build_dataset(
     smk.wildcards.dataset,
     dict(smk.params.spec),
     Path(smk.output[0]),
-    inputs={name: Path(path) for name, path in smk.input.items()},  # `of` for a degraded split
+    # `of` for a degraded split, the manifest of a manifest set (the clips it lists are inputs only
+    # so that Snakemake tracks them)
+    inputs={name: Path(path) for name, path in smk.input.items() if name in ("of", "manifest")},
     threads=smk.threads,
 )

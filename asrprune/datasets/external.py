@@ -6,10 +6,8 @@ with `Audio(decode=False)`), resample exactly to 16 kHz, downmix to mono and re-
 
 from __future__ import annotations
 
-import csv
 import glob
 import hashlib
-import io
 import logging
 from collections import Counter
 from pathlib import Path
@@ -19,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from asrprune.audio import MAX_SECONDS, SAMPLE_RATE, decode_audio, encode_flac, peak_normalize
+from asrprune.datasets.manifest import audio_path, read_manifest_rows
 from asrprune.datasets.offline import PCM_PEAK, max_utts_of, normalize_text, ranked
 
 log = logging.getLogger(__name__)
@@ -42,10 +41,39 @@ def _check_ids_texts(ids: list[str], texts: list[Any], where: str) -> None:
         raise ValueError(f"{where}: duplicate ids {dups[:5]}; expected unique ids")
 
 
-def _pick_rows(ids: list[str], spec: dict, load: Any, where: str) -> tuple[list[dict], list[str]]:
+def unscorable(texts: list[str]) -> list[int]:
+    """Positions of transcripts with no word left under the scoring normalizers ("...", emoji, "[noise]").
+
+    Such a reference has no word to err on: WER over it is undefined, and in a set it inflates
+    the other utterances' insertions. Both normalizers count: `wer` and `wer_basic` use them.
+    """
+    from asrprune.metrics import normalize_basic, normalize_english
+
+    return [k for k, t in enumerate(texts) if not normalize_english(t) or not normalize_basic(t)]
+
+
+def _drop_unscorable(ids: list[str], texts: list[str], spec: dict, where: str) -> tuple[list[int], list[str]]:
+    """Positions to keep and the ids left out: transcripts that normalize to nothing are refused,
+    or with `on_empty_reference: skip` left out (and listed in the provenance)."""
+    policy = spec.get("on_empty_reference", "error")
+    if policy not in ("error", "skip"):
+        raise ValueError(f"{where}: on_empty_reference is {policy!r}; expected 'error' or 'skip'")
+    bad = unscorable(texts)
+    if bad and policy == "error":
+        k = bad[0]
+        raise ValueError(f"{where}: utterance {ids[k]!r} has transcript {texts[k]!r}, which normalizes to no words; "
+                         f"expected at least one word to score (or set `on_empty_reference: skip` to leave such "
+                         f"utterances out; {len(bad)} in all)")
+    skip = set(bad)
+    return [k for k in range(len(ids)) if k not in skip], sorted(ids[k] for k in bad)
+
+
+def _pick_rows(ids: list[str], spec: dict, load: Any, where: str,
+               source_of: Any = None) -> tuple[list[dict], list[str]]:
     """Decode utterances in seeded random order until max_utts are kept.
 
-    `load(i)` returns (audio bytes, text) of row i. Over-30-s audio raises unless the spec says
+    `load(i)` returns (audio bytes, text) of row i; `source_of(i)`, when given, the file it came
+    from (named when the audio is truncated). Over-30-s audio raises unless the spec says
     `on_long: skip`; skipped ids are returned so the provenance records them.
     """
     n = max_utts_of(spec)
@@ -58,7 +86,8 @@ def _pick_rows(ids: list[str], spec: dict, load: Any, where: str) -> tuple[list[
         if n is not None and len(rows) >= n:
             break
         data, text = load(index[utt])
-        x = peak_normalize(decode_audio(data, name=f"{where}: {utt}", max_seconds=None), PCM_PEAK)
+        source = str(source_of(index[utt])) if source_of else None
+        x = peak_normalize(decode_audio(data, name=f"{where}: {utt}", max_seconds=None, source=source), PCM_PEAK)
         seconds = len(x) / SAMPLE_RATE
         if seconds > MAX_SECONDS:
             if on_long == "skip":
@@ -196,17 +225,20 @@ def build_hf_parquet(spec: dict, threads: int = 1) -> tuple[list[dict], dict]:
         ids = [str(v) if v is not None else "" for v in _utf8_column(table, id_col, None, where)]
     texts = _utf8_column(table, text_col, ids, where)
     _check_ids_texts(ids, texts, where)
+    keep, empty = _drop_unscorable(ids, texts, spec, where)
     audio = table.column(audio_col)
 
     def load(k: int) -> tuple[bytes, str]:
-        return _audio_bytes(audio[k].as_py(), ids[k], base), texts[k]
+        return _audio_bytes(audio[keep[k]].as_py(), ids[keep[k]], base), texts[keep[k]]
 
-    rows, skipped = _pick_rows(ids, spec, load, where)
+    rows, skipped = _pick_rows([ids[k] for k in keep], spec, load, where)
     label = f"hf:{target}" if files is None else f"hf-parquet:{where}"
     label += f":{split}" if split else ""
     for r in rows:
         r["source"] = label
     prov.update({"skipped_over_max_seconds": skipped, "n_available": len(ids)})
+    if empty:
+        prov["skipped_empty_reference"] = empty
     return rows, prov
 
 
@@ -215,27 +247,8 @@ def build_hf_parquet(spec: dict, threads: int = 1) -> tuple[list[dict], dict]:
 
 
 def read_manifest(path: Path) -> list[dict[str, str]]:
-    """Rows of a UTF-8 CSV/TSV manifest with columns path, text and optionally id."""
-    delim = {".tsv": "\t", ".csv": ","}.get(path.suffix.lower())
-    if delim is None:
-        raise ValueError(f"{path}: manifest must end in .csv or .tsv")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ValueError(f"{path}: manifest not found") from exc
-    try:
-        raw = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        bad = data[max(0, exc.start - 10) : exc.end + 10]
-        raise ValueError(f"{path}: not valid UTF-8 at line {line}, byte {exc.start} ({bad!r}); "
-                         "expected a UTF-8 manifest") from exc
-    reader = csv.DictReader(io.StringIO(raw), delimiter=delim)
-    names = list(reader.fieldnames or [])
-    missing = [c for c in ("path", "text") if c not in names]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; columns are {names}, expected path,text[,id]")
-    return [dict(r) for r in reader]
+    """Rows (`line`, `id`, `path`, `text`) of a UTF-8 CSV/TSV manifest, strictly parsed (`manifest`)."""
+    return [dict(line=str(r.line), id=r.id, path=r.path, text=r.text) for r in read_manifest_rows(path)]
 
 
 def build_manifest(spec: dict, inputs: dict[str, Path], threads: int = 1) -> tuple[list[dict], dict]:
@@ -243,26 +256,25 @@ def build_manifest(spec: dict, inputs: dict[str, Path], threads: int = 1) -> tup
     mpath = Path(inputs.get("manifest") or spec.get("path") or "")
     if not str(mpath) or str(mpath) == ".":
         raise ValueError("manifest: `path` is missing; expected a .csv or .tsv file")
-    entries = read_manifest(mpath)
-    ids, texts, files = [], [], []
-    for line, e in enumerate(entries, start=2):
-        rel = (e.get("path") or "").strip()
-        if not rel:
-            raise ValueError(f"{mpath}: line {line} has an empty path; expected an audio file path")
-        utt = (e.get("id") or "").strip() or str(Path(rel).with_suffix("")).replace("/", ".")
-        ids.append(utt)
-        texts.append(e.get("text") or "")
-        files.append(mpath.parent / rel)
+    entries = read_manifest_rows(mpath)
+    ids = [e.id for e in entries]
+    texts = [e.text for e in entries]
     _check_ids_texts(ids, texts, str(mpath))
+    keep, empty = _drop_unscorable(ids, texts, spec, str(mpath))
+    files = [audio_path(mpath, e) for e in entries]
 
     def load(k: int) -> tuple[bytes, str]:
+        k = keep[k]
         try:
             return files[k].read_bytes(), texts[k]
         except OSError as exc:
             raise ValueError(f"{mpath}: {ids[k]}: cannot read audio file {files[k]} ({exc})") from exc
 
-    rows, skipped = _pick_rows(ids, spec, load, mpath.name)
+    rows, skipped = _pick_rows([ids[k] for k in keep], spec, load, mpath.name, lambda k: files[keep[k]])
     for r in rows:
         r["source"] = f"manifest:{mpath.name}"
-    return rows, {"input_files": {mpath.name: hashlib.sha256(mpath.read_bytes()).hexdigest()},
-                  "skipped_over_max_seconds": skipped, "n_available": len(ids)}
+    prov = {"input_files": {mpath.name: hashlib.sha256(mpath.read_bytes()).hexdigest()},
+            "skipped_over_max_seconds": skipped, "n_available": len(ids)}
+    if empty:
+        prov["skipped_empty_reference"] = empty
+    return rows, prov

@@ -1,0 +1,133 @@
+"""Local manifests: a UTF-8 CSV/TSV of `path, text[, id]`, one utterance per line, read strictly.
+
+A manifest is a user's own file, so it is never read leniently: a row with more or fewer fields
+than the header (an unquoted comma in a CSV transcript), a quote that is not closed on its own
+line (which would swallow the following rows into one transcript) and duplicate ids are refused
+with the file, the line and what was expected. Audio paths are relative to the manifest.
+
+Light on imports on purpose: `rules/common.smk` reads every manifest when it builds the DAG, so
+that the manifest and the clips it lists are inputs of `prepare_dataset` (`input_files`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DELIMITERS = {".tsv": "\t", ".csv": ","}
+_DELIMITER_NAMES = {"\t": "a tab", ",": "','"}
+_QUOTING = "a field quoted whole, with any quote inside it doubled (\"\"), or no quotes at all"
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One utterance of a manifest: its 1-based line, id, audio path as written, and transcript."""
+
+    line: int
+    id: str
+    path: str
+    text: str
+
+
+def _decode(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ValueError(f"{path}: manifest not found") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        bad = data[max(0, exc.start - 10) : exc.end + 10]
+        raise ValueError(f"{path}: not valid UTF-8 at line {line}, byte {exc.start} ({bad!r}); "
+                         "expected a UTF-8 manifest") from exc
+
+
+def _records(path: Path, raw: str, delim: str) -> list[tuple[int, list[str]]]:
+    """(line, fields) of every non-blank row; a quoted field must open and close on one line."""
+    reader = csv.reader(io.StringIO(raw, newline=""), delimiter=delim, strict=True)
+    out: list[tuple[int, list[str]]] = []
+    last = 0
+    while True:
+        start = last + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return out
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                raise ValueError(f"{path}: line {start}: unbalanced quote: the quoted field opened there is never "
+                                 f"closed (it runs to the end of the file, line {reader.line_num}); expected "
+                                 f"{_QUOTING}") from None
+            raise ValueError(f"{path}: line {start}: unbalanced quote: {exc} on line {reader.line_num}; "
+                             f"expected {_QUOTING}") from None
+        last = reader.line_num
+        if last > start:
+            raise ValueError(f"{path}: line {start}: unbalanced quote: the quoted field opened there runs to line "
+                             f"{last}; expected one utterance per line, {_QUOTING}")
+        if fields:
+            out.append((start, fields))
+
+
+def read_manifest_rows(path: str | Path) -> list[ManifestRow]:
+    """Every utterance of a manifest, strictly parsed (see the module doc); ValueError names the line."""
+    path = Path(path)
+    delim = DELIMITERS.get(path.suffix.lower())
+    if delim is None:
+        raise ValueError(f"{path}: manifest must end in .csv or .tsv")
+    records = _records(path, _decode(path), delim)
+    if not records:
+        raise ValueError(f"{path}: the manifest is empty; expected a header path,text[,id] and one row per utterance")
+    _, header = records[0]
+    header = [h.strip() for h in header]
+    missing = [c for c in ("path", "text") if c not in header]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; columns are {header}, expected path,text[,id]")
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise ValueError(f"{path}: column(s) {repeated} appear more than once in the header; expected each once")
+    rows: list[ManifestRow] = []
+    for line, fields in records[1:]:
+        if len(fields) != len(header):
+            raise ValueError(f"{path}: line {line} has {len(fields)} fields, expected {len(header)} ({','.join(header)}); "
+                             f"quote a field that contains {_DELIMITER_NAMES[delim]} "
+                             f"(\"go forward{delim} ten meters\")")
+        entry = dict(zip(header, fields))
+        rel = entry["path"].strip()
+        if not rel:
+            raise ValueError(f"{path}: line {line} has an empty path; expected an audio file path")
+        utt = (entry.get("id") or "").strip() or str(Path(rel).with_suffix("")).replace("/", ".")
+        rows.append(ManifestRow(line, utt, rel, entry["text"]))
+    lines: dict[str, list[int]] = defaultdict(list)
+    for r in rows:
+        lines[r.id].append(r.line)
+    dups = sorted(i for i, ls in lines.items() if len(ls) > 1)
+    if dups:
+        where = "; ".join(f"{i!r} on lines {', '.join(map(str, lines[i][:-1]))} and {lines[i][-1]}" for i in dups[:5])
+        raise ValueError(f"{path}: duplicate ids {dups[:5]}; expected unique ids ({where})")
+    return rows
+
+
+def audio_path(manifest: str | Path, row: ManifestRow) -> Path:
+    """Where a row's audio is: its path relative to the manifest's folder (or absolute)."""
+    return Path(manifest).parent / row.path
+
+
+def input_files(spec: Mapping[str, Any]) -> dict[str, str | list[str]]:
+    """The files a dataset spec reads, for Snakemake to track: a manifest and every clip it lists,
+    or the local Parquet files of an `hf-parquet` set. Nothing for the other sources."""
+    source = spec.get("source")
+    if source == "manifest" and spec.get("path"):
+        manifest = str(spec["path"])
+        return {"manifest": manifest, "audio": sorted({str(audio_path(manifest, r)) for r in read_manifest_rows(manifest)})}
+    if source == "hf-parquet" and spec.get("path_or_repo") and spec.get("via") != "datasets" and not spec.get("data_files"):
+        from asrprune.datasets.external import _local_parquet_files
+
+        files = _local_parquet_files(str(spec["path_or_repo"]), spec.get("split"))
+        return {"parquet": [str(f) for f in files]} if files else {}
+    return {}
