@@ -14,6 +14,7 @@ def setup_script(log_path: str | Path | None, threads: int = 1) -> logging.Logge
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         stream = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
         sys.stderr = stream
+        _report_errors_on_the_console(log_path)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -29,6 +30,27 @@ def setup_script(log_path: str | Path | None, threads: int = 1) -> logging.Logge
     except ImportError:
         pass
     return logging.getLogger("asrprune")
+
+
+def _report_errors_on_the_console(log_path: str | Path) -> None:
+    """An uncaught error goes to the log with its traceback and, in one line, to the console.
+
+    The named error (`WHERE: WHAT; expected EXPECTED`) is what the user needs; without this it sits
+    only in the rule's log, behind Snakemake's `CalledProcessError ... check log file(s)`.
+    """
+    console = sys.__stderr__
+    previous = sys.excepthook
+
+    def hook(exc_type, exc, tb):
+        previous(exc_type, exc, tb)  # the traceback, into the log (sys.stderr)
+        if console is not None and not issubclass(exc_type, KeyboardInterrupt):
+            try:
+                console.write(f"asrprune error: {exc_type.__name__}: {exc} (log: {log_path})\n")
+                console.flush()
+            except (OSError, ValueError):
+                pass
+
+    sys.excepthook = hook
 
 
 def _terminate(signum: int, frame) -> None:
