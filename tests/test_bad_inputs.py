@@ -103,6 +103,20 @@ def write_file(path: Path, data: bytes) -> Path:
     return path
 
 
+def raw_manifest(d: Path, text: str, name: str = "m.csv", clips: tuple[str, ...] = ("a", "b", "c")) -> Path:
+    """A manifest written verbatim, beside audio/{clip}.wav files it may list."""
+    (d / "audio").mkdir(parents=True, exist_ok=True)
+    for clip in clips:
+        (d / "audio" / f"{clip}.wav").write_bytes(GOOD_WAV)
+    return write_file(d / name, text.encode())
+
+
+def truncated_wav() -> bytes:
+    """A 0.5 s PCM_16 WAV cut to half its bytes: the header still declares 16000 bytes of samples."""
+    data = audio_bytes(tone(16000, 0.5), 16000)
+    return data[: len(data) // 2]
+
+
 def write_hf(path: Path, ids: list, texts: "list | pa.Array", audios: list) -> Path:
     """A Parquet file in the Hugging Face audio layout (audio: struct {bytes, path})."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -236,6 +250,25 @@ CONFIG = [
          ConfigError, r"datasets\.ivr\.source = 's3': expected one of \['offline', 'hf-parquet', 'manifest'\]"),
     Case("config-grid-entry-without-method", _config(lambda c: c["pruning"]["grid"][0].pop("method")),
          ConfigError, r"pruning\.grid\[0\]: 'method' is a required property"),
+    # jsonschema counts 4.0 as an integer; the decode jobs then died in a TypeError naming no key
+    Case("config-integral-float", _config(lambda c: c["decoding"].update(batch_size=4.0)),
+         ConfigError, r"decoding\.batch_size = 4\.0: expected integer, got float"),
+    Case("config-integral-float-sparsity", _config(lambda c: c["pruning"]["grid"][0].update(sparsities=[50.0])),
+         ConfigError, r"pruning\.grid\[0\]\.sparsities\[0\] = 50\.0: expected integer, got float"),
+    Case("config-schedule-target-typo", _config(lambda c: (
+        c["pruning"].update(schedules={"mine": {"dec_selfattn": 30}}),
+        c["pruning"]["grid"].append({"method": "schedule", "schedules": ["mine"]}))),
+         ConfigError, r"pruning\.schedules\.mine: unknown pruning target 'dec_selfattn'"),
+    Case("config-schedule-layer-range-typo", _config(lambda c: c["pruning"].update(schedules={"mine": {"enc.last_thrid": 30}})),
+         ConfigError, r"pruning\.schedules\.mine: unknown layer range 'last_thrid'"),
+    Case("config-unknown-schedule", _config(lambda c: c["pruning"]["grid"].append({"method": "schedule", "schedules": ["paper_40"]})),
+         ConfigError, r"pruning\.grid\[2\]\.schedules: unknown schedule 'paper_40'"),
+    Case("config-calibration-shares-a-manifest", _config(lambda c: c["datasets"].update(
+        mine={"source": "manifest", "path": "m.csv"},
+        mine_calib={"source": "manifest", "path": "./m.csv", "role": "calibration"})),
+         ConfigError, r"datasets\.mine_calib \(calibration\) and datasets\.mine \(test\) read the same manifest .*m\.csv"),
+    Case("config-test-set-degraded-from-calibration", _config(lambda c: c["datasets"]["tts_noisy"].update(of="calib")),
+         ConfigError, r"datasets\.tts_noisy\.of = 'calib' is the calibration set"),
 ]
 
 # -- audio ----------------------------------------------------------------------------------
@@ -256,6 +289,10 @@ AUDIO = [
     Case("audio-nan-samples",
          _dataset(lambda d: manifest_spec(write_manifest(d, [("n", "hi", nan_wav())]))),
          ValueError, r"n: audio contains NaN or infinite samples; expected finite PCM"),
+    Case("audio-truncated-wav",
+         _dataset(lambda d: manifest_spec(write_manifest(d, [("a", "ok", GOOD_WAV), ("t", "hi", truncated_wav())]))),
+         ValueError, r"m\.csv: t: audio file .*audio/t\.wav is truncated: its header declares 16000 bytes of samples "
+                     r"\(0\.50 s\), the file holds 7978 \(0\.25 s\); expected a complete file"),
     Case("audio-hf-corrupt-cell",
          _dataset(lambda d: hf_spec(write_hf(d / "test.parquet", ["a", "b"], ["x", "y"], [GOOD_WAV, b"not audio"]))),
          ValueError, r"test\.parquet: b: cannot decode 9 audio bytes"),
@@ -275,7 +312,33 @@ TRANSCRIPTS = [
          ValueError, r"m\.csv: not valid UTF-8 at line 2, byte 30 \(b'.*caf\\xe9\\n'\); expected a UTF-8 manifest"),
     Case("transcript-manifest-duplicate-ids",
          _dataset(lambda d: manifest_spec(write_manifest(d, [("u", "one", GOOD_WAV), ("u", "two", GOOD_WAV)]))),
-         ValueError, r"m\.csv: duplicate ids \['u'\]; expected unique ids"),
+         ValueError, r"m\.csv: duplicate ids \['u'\]; expected unique ids \('u' on lines 2 and 3\)"),
+    Case("transcript-manifest-unquoted-comma",
+         _dataset(lambda d: manifest_spec(raw_manifest(d, "id,path,text\na,audio/a.wav,stop\nb,audio/b.wav,go forward, ten meters\n"))),
+         ValueError, r"m\.csv: line 3 has 4 fields, expected 3 \(id,path,text\); quote a field that contains ','"),
+    Case("transcript-manifest-unquoted-comma-no-id",
+         _dataset(lambda d: manifest_spec(raw_manifest(d, "path,text\naudio/a.wav,go forward, ten meters\n"))),
+         ValueError, r"m\.csv: line 2 has 3 fields, expected 2 \(path,text\)"),
+    Case("transcript-manifest-missing-field",
+         _dataset(lambda d: manifest_spec(raw_manifest(d, "id,path,text\na,audio/a.wav,stop\nb,audio/b.wav\n"))),
+         ValueError, r"m\.csv: line 3 has 2 fields, expected 3 \(id,path,text\)"),
+    Case("transcript-manifest-unclosed-quote",
+         _dataset(lambda d: manifest_spec(raw_manifest(
+             d, 'path\ttext\naudio/a.wav\tstop\naudio/b.wav\t"go on\naudio/c.wav\tturn\n', name="m.tsv"))),
+         ValueError, r"m\.tsv: line 3: unbalanced quote: the quoted field opened there is never closed"),
+    Case("transcript-manifest-quote-inside-field",
+         _dataset(lambda d: manifest_spec(raw_manifest(d, 'path\ttext\naudio/a.wav\t"hi" she said\n', name="m.tsv"))),
+         ValueError, r"m\.tsv: line 2: unbalanced quote"),
+    Case("transcript-manifest-normalizes-to-nothing",
+         _dataset(lambda d: manifest_spec(write_manifest(d, [("a", "ok", GOOD_WAV), ("b", "...", GOOD_WAV)]))),
+         ValueError, r"m\.csv: utterance 'b' has transcript '\.\.\.', which normalizes to no words; expected at least "
+                     r"one word to score \(or set `on_empty_reference: skip`"),
+    Case("transcript-manifest-only-emoji",
+         _dataset(lambda d: manifest_spec(write_manifest(d, [("e", "\U0001F389\U0001F389", GOOD_WAV)]))),
+         ValueError, r"m\.csv: utterance 'e' has transcript '\U0001F389\U0001F389', which normalizes to no words"),
+    Case("transcript-hf-normalizes-to-nothing",
+         _dataset(lambda d: hf_spec(write_hf(d / "test.parquet", ["a", "b"], ["x", "[noise]"], [GOOD_WAV] * 2))),
+         ValueError, r"test\.parquet: utterance 'b' has transcript '\[noise\]', which normalizes to no words"),
     Case("transcript-manifest-missing-column",
          _dataset(lambda d: manifest_spec(write_manifest(d, [("a", "ok", GOOD_WAV)], header="id,file,text"))),
          ValueError, r"m\.csv: missing column\(s\) \['path'\]; columns are \['id', 'file', 'text'\], expected path,text\[,id\]"),
@@ -504,11 +567,84 @@ MASKS.append(Case("masks-export-other-base-model", _export_other_base,
 
 # -- a corrupt stage output read by the next stage -------------------------------------------
 
+def _overlapping_sets(tmp: Path, _prepared):
+    """A test set and a calibration set sharing an id, a transcript and a recording (under other names)."""
+    from asrprune.datasets.overlap import check_calibration_overlap
+
+    clips = {f: audio_bytes(0.3 * np.sin(2 * np.pi * f * np.arange(8000) / 16000), 16000) for f in (300, 400, 500, 600, 700)}
+    test = write_manifest(tmp / "a", [("a1", "north", clips[300]), ("a2", "turn left", clips[400]), ("a3", "stop", clips[500])])
+    calib = write_manifest(tmp / "c", [("a1", "south", clips[600]), ("c2", "Turn left.", clips[700]), ("c3", "go", clips[500])])
+    build_dataset("a", manifest_spec(test), tmp / "results/data/a.parquet")
+    build_dataset("c", manifest_spec(calib), tmp / "results/data/c.parquet")
+    out = tmp / "results/checks/calibration_overlap.json"
+    return (lambda: check_calibration_overlap("c", tmp / "results/data/c.parquet", {"a": tmp / "results/data/a.parquet"}, out)), out
+
+
+def _score_unscorable(tmp: Path, _prepared):
+    """A decode output whose reference normalizes to nothing (a data set built before that was refused)."""
+    import pandas as pd
+
+    from asrprune.metrics import score_frame
+
+    decoded = pd.DataFrame({"id": ["a", "b"], "reference": ["hello", "..."], "hypothesis": ["hello", "yes"],
+                            "hit_token_limit": [False, False], "duration_s": [1.0, 1.0], "decode_s": [0.1, 0.1]})
+    return (lambda: score_frame(decoded, where="results/decode/r/baseline/t.parquet")), None
+
+
+def _model_depth(model_spec_of: Callable[[dict], dict], edit: Callable[[dict], None], prepared_source: bool = False):
+    """The tiny config on the prepared 2+2-layer model, checked against its depth before any job."""
+
+    def setup(tmp: Path, prepared):
+        from asrprune.config import check_model_depths
+
+        config = load_yaml(TINY)
+        config["models"] = {"r": model_spec_of(prepared)}
+        edit(config)
+        if prepared_source:  # known only from a model prepare_model wrote for this very spec
+            model = copy_model(prepared, tmp)
+            rewrite_manifest(model, lambda m: m.update(source=config["models"]["r"]))
+
+        def call():
+            validate_config(config)
+            check_model_depths(config, tmp / "results")
+
+        return call, None
+
+    return setup
+
+
+def _local_model(prepared: dict) -> dict:
+    return {"source": "local", "path": str(prepared["repo"])}
+
+
+def _hub_model(prepared: dict) -> dict:
+    return {"source": "hub", "repo_id": "openai/whisper-tiny.en"}
+
+
 DATA = [
     Case("data-parquet-corrupt",
          lambda tmp, p: decode_into(tmp, p["model"], p["masks"], write_file(tmp / "t.parquet", b"PAR1xx")),
          ValueError, r"t\.parquet: not a readable Parquet file \(.*\); expected a dataset written by prepare_dataset",
          needs_model=True),
+    Case("data-calibration-overlaps-test", _overlapping_sets,
+         ValueError, r"calibration set 'c' overlaps test set 'a' in 3 utterance\(s\): same id \['a1'\]; same normalized "
+                     r"transcript \['c2' ~ 'a2' \('turn left'\)\]; same audio \['c3' ~ 'a3'\]; expected disjoint sets .*"
+                     r"calibration\.allow_overlap: true"),
+    Case("score-reference-normalizes-to-nothing", _score_unscorable,
+         ValueError, r"results/decode/r/baseline/t\.parquet: utterance 'b' has reference '\.\.\.', which normalizes to no "
+                     r"words; expected at least one word"),
+    Case("config-layer-range-beyond-depth",
+         _model_depth(_local_model, lambda c: c["pruning"]["grid"][0].update(targets=["dec_ffn.l3-4"])),
+         ConfigError, r"pruning\.grid\[0\]\.targets: target 'dec_ffn\.l3-4' on model 'r' \(2 encoder, 2 decoder layers\): "
+                      r"layer range 'l3-4' is outside 1\.\.2", needs_model=True),
+    Case("config-layer-range-selects-nothing",
+         _model_depth(_local_model, lambda c: c["pruning"]["grid"][0].update(targets=["dec_ffn.middle_third"])),
+         ConfigError, r"pruning\.grid\[0\]\.targets: target 'dec_ffn\.middle_third' on model 'r' \(2 encoder, 2 decoder "
+                      r"layers\): target 'dec_ffn\.middle_third' selects no tensor", needs_model=True),
+    Case("config-schedule-layer-range-beyond-depth",
+         _model_depth(_hub_model, lambda c: c["pruning"].update(schedules={"mine": {"enc.l5": 30}}), prepared_source=True),
+         ConfigError, r"pruning\.schedules\.mine: target 'enc\.l5' on model 'r' \(2 encoder, 2 decoder layers\): "
+                      r"layer range 'l5' is outside 1\.\.2", needs_model=True),
 ]
 
 # -- unwritable results folder (root ignores chmod: a regular file where a folder must be) -----
@@ -603,6 +739,36 @@ def test_other_rates_resampled_stereo_downmixed_and_long_audio_skipped_only_on_r
     assert read_parquet_metadata(out)["provenance"]["skipped_over_max_seconds"] == ["long"]
 
 
+def test_unscorable_transcripts_are_skipped_only_on_request_and_listed(tmp_path):
+    """`on_empty_reference: skip` leaves out transcripts that normalize to nothing, and says which."""
+    rows = [("a", "go on", GOOD_WAV), ("b", "...", GOOD_WAV), ("c", "\U0001F389", GOOD_WAV), ("d", "stop", GOOD_WAV)]
+    manifest = write_manifest(tmp_path, rows)
+    with pytest.raises(ValueError, match=r"utterance 'b' has transcript '\.\.\.', which normalizes to no words.*2 in all"):
+        build_dataset("x", manifest_spec(manifest), tmp_path / "x.parquet")
+    out = tmp_path / "y.parquet"
+    build_dataset("y", manifest_spec(manifest, on_empty_reference="skip"), out)
+    assert [r["id"] for r in pq.read_table(out).to_pylist()] == ["a", "d"]
+    provenance = read_parquet_metadata(out)["provenance"]
+    assert provenance["skipped_empty_reference"] == ["b", "c"] and provenance["n_available"] == 4
+
+
+def test_a_manifest_read_strictly_still_takes_what_is_well_formed(tmp_path):
+    """Quoted delimiters and doubled quotes, a BOM, CRLF line ends, blank lines and Unicode are fine."""
+    text = '\ufeffid,path,text\r\na,audio/a.wav,"go forward, ten meters"\r\n\r\nb,audio/b.wav,"say ""hi"""\r\nc,audio/c.wav,café\r\n'
+    out = tmp_path / "x.parquet"
+    build_dataset("x", manifest_spec(raw_manifest(tmp_path, text)), out)
+    assert [r["text"] for r in pq.read_table(out).to_pylist()] == ["go forward, ten meters", 'say "hi"', "café"]
+
+
+def test_a_streamed_wav_of_unknown_length_is_not_called_truncated():
+    """Writers that stream to a pipe put 0xFFFFFFFF in the size field: no claim, no error."""
+    from asrprune.audio import decode_audio
+
+    data = bytearray(GOOD_WAV)
+    data[40:44] = (0xFFFFFFFF).to_bytes(4, "little")
+    assert len(decode_audio(bytes(data), name="s")) == 8000
+
+
 # --------------------------------------------------------------------------------------------
 # Through snakemake: the job fails, the message reaches the user, nothing is left
 # --------------------------------------------------------------------------------------------
@@ -635,8 +801,45 @@ def _results_is_a_file(tmp: Path) -> tuple[Path, str]:
     return path, target
 
 
+def _overlap_config(tmp: Path) -> tuple[Path, str]:
+    """Only a manifest test set and a calibration set holding one of its recordings under another name."""
+    other = audio_bytes(0.3 * np.sin(2 * np.pi * 300 * np.arange(8000) / 16000), 16000)
+    config = yaml.safe_load(TINY.read_text())
+    config["datasets"] = {
+        "a": manifest_spec(write_manifest(tmp / "a", [("a1", "north", GOOD_WAV), ("a2", "south", other)])),
+        "c": {**manifest_spec(write_manifest(tmp / "c", [("c1", "east", GOOD_WAV)])), "role": "calibration"},
+    }
+    config["calibration"]["dataset"] = "c"
+    path = tmp / "overlap.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, "results/checks/calibration_overlap.json"
+
+
+def _unclosed_quote_config(tmp: Path) -> tuple[Path, str]:
+    config = yaml.safe_load(TINY.read_text())
+    manifest = raw_manifest(tmp / "in", 'path\ttext\naudio/a.wav\tstop\naudio/b.wav\t"go on\naudio/c.wav\tturn\n', name="m.tsv")
+    config["datasets"]["bad"] = manifest_spec(manifest)
+    path = tmp / "quote.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, "results/data/bad.parquet"
+
+
+def _integral_float_config(tmp: Path) -> tuple[Path, str]:
+    config = yaml.safe_load(TINY.read_text())
+    config["decoding"]["batch_size"] = 4.0
+    path = tmp / "float.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, "results/tables/wer.parquet"
+
+
 SNAKEMAKE_CASES = [
     ("snakemake-corrupt-audio", _bad_dataset_config, r"broken: cannot decode 10 audio bytes"),
+    ("snakemake-calibration-overlaps-test", _overlap_config,
+     r"calibration set 'c' overlaps test set 'a' in 1 utterance\(s\): same audio \['c1' ~ 'a1'\]"),
+    ("snakemake-unclosed-quote-before-any-job", _unclosed_quote_config,
+     r"m\.tsv: line 3: unbalanced quote: the quoted field opened there is never closed"),
+    ("snakemake-integral-float-before-any-job", _integral_float_config,
+     r"decoding\.batch_size = 4\.0: expected integer, got float"),
     ("snakemake-missing-local-model", _missing_model_config, r"local model .*no-such-model has no config\.json"),
     ("snakemake-results-is-a-file", _results_is_a_file, r"results is a file, not a folder; expected a folder there \(move the file away\)"),
 ]
@@ -658,6 +861,20 @@ def test_snakemake_reports_the_bad_input_and_leaves_nothing(tmp_path, name, make
         assert leftovers(target_path) == []
     if workdir.is_dir():
         assert temp_files(workdir) == []
+    if name.endswith("before-any-job"):
+        assert not (workdir / "results" / "logs").exists(), "a job ran before the check"
+
+
+@pytest.mark.workflow
+def test_the_named_error_reaches_the_console_without_asking(tmp_path):
+    """No --show-failed-logs: the console still says which clip is broken, not only `check log file(s)`."""
+    config, target = _bad_dataset_config(tmp_path)
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path / "wd"),
+           "--configfile", str(config), "--cores", "1", target]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text[-3000:]
+    assert re.search(r"m\.csv: broken: cannot decode 10 audio bytes .*expected a WAV/FLAC/OGG file", text), text[-3000:]
 
 
 # --------------------------------------------------------------------------------------------

@@ -64,7 +64,8 @@ def _records(path: Path, raw: str, delim: str) -> list[tuple[int, list[str]]]:
                 raise ValueError(f"{path}: line {start}: unbalanced quote: the quoted field opened there is never "
                                  f"closed (it runs to the end of the file, line {reader.line_num}); expected "
                                  f"{_QUOTING}") from None
-            raise ValueError(f"{path}: line {start}: unbalanced quote: {exc} on line {reader.line_num}; "
+            detail = str(exc).replace("\t", "\\t")  # csv says "'<TAB>' expected after '\"'"
+            raise ValueError(f"{path}: line {start}: unbalanced quote: {detail} on line {reader.line_num}; "
                              f"expected {_QUOTING}") from None
         last = reader.line_num
         if last > start:
