@@ -419,3 +419,31 @@ def test_matched_variants_prune_the_schedules_pool_and_count(tiny_whisper, metho
 def test_only_global_and_allocate_can_match_a_schedule():
     with pytest.raises(ValueError, match=r"'magnitude' cannot match"):
         parse_variant("magnitude-as-authors40")
+
+
+def test_authors40_on_real_tiny_en_prunes_the_count_its_shapes_give(tiny_en_dir):
+    """Real tiny.en weights (d 384, 4+4 layers, FFN 1536, vocabulary 51,864): every tensor at its rate.
+
+    Per tensor round(rate × size), summed by hand from the shapes: the weights cannot change the count,
+    but a mis-mapped layer third, a missed tensor or a pooled threshold would.
+    """
+    from asrprune.models import load_model
+
+    model, _ = load_model(tiny_en_dir)
+    ctx = PruneContext(schedule=methods.resolve_schedule("authors40"))
+    masks = compute_masks(model, "schedule", "all", None, context=ctx)
+    ffn, attn, emb = 384 * 1536, 384 * 384, 51864 * 384
+    expected = (
+        8 * round(0.50 * ffn)  # encoder FFN: 4 layers × fc1, fc2
+        + 2 * round(0.25 * ffn) + 4 * round(0.45 * ffn) + 2 * round(0.30 * ffn)  # decoder FFN: layer 0 | 1-2 | 3
+        + 16 * round(0.40 * attn)  # encoder self-attention q, k, v, out
+        + 16 * round(0.50 * attn)  # decoder self-attention
+        + 16 * round(0.45 * attn)  # cross-attention
+        + round(0.25 * emb)  # token embedding = output projection
+        + round(0.30 * 384 * 80 * 3) + round(0.30 * 384 * 384 * 3)  # conv1, conv2
+    )
+    assert expected == 12_394_128
+    assert n_pruned(masks) == expected
+    for name, mask in masks.items():  # and each tensor at its own rate
+        pool = next(t for t, p in ctx.notes["schedule_pools"].items() if p["tensors"] and name in methods.target_tensors(model, t, allow_empty=True))
+        assert int((~mask).sum()) == round(methods.SCHEDULES["authors40"][pool].sparsity * mask.numel()), name
