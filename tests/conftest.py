@@ -1,4 +1,6 @@
-"""Shared fixtures: a tiny randomly initialised Whisper (for unit tests only, never reported as a result)."""
+"""Shared fixtures: a tiny randomly initialised Whisper (for unit tests only, never reported as a result),
+and the real tiny.en and the default config's test sets, each built once per test run in a temporary
+folder (never read from the checkout's results/)."""
 
 from __future__ import annotations
 
@@ -63,3 +65,60 @@ def tiny_run(tmp_path_factory) -> Path:
     out = subprocess.run(snakemake_cmd(workdir), capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
     return workdir
+
+
+# --------------------------------------------------------------------------------------------
+# Real weights and real test sets, built once per test run
+
+
+def default_config() -> dict:
+    """The embedded default config (config.yaml), validated as the workflow validates it."""
+    from asrprune.config import load_yaml, validate_config
+
+    return validate_config(load_yaml(REPO / "config.yaml"))
+
+
+DEFAULT_TEST_SETS = ("ivr", "tts_clean", "tts_noisy")
+
+
+def skip_outside_ci(reason: str) -> None:
+    """Skip for a reason that `make setup` rules out; under CI (CI set) the same reason is a failure."""
+    import os
+
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI runs `make setup`, which provides it")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def tiny_en_dir(tmp_path_factory) -> Path:
+    """The real tiny.en converted once per test run, as the default run's prepare_model converts it."""
+    from asrprune.models import prepare_model
+
+    out = tmp_path_factory.mktemp("real_models") / "tiny.en"
+    prepare_model("tiny.en", default_config()["models"]["tiny.en"], out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_en(tiny_en_dir):
+    """(model, processor, decoder prompt) of the converted tiny.en; a test that prunes works on a copy."""
+    from asrprune.models import generation_prompt_ids, load_model
+
+    model, processor = load_model(tiny_en_dir)
+    return model, processor, generation_prompt_ids(model)
+
+
+@pytest.fixture(scope="session")
+def default_test_sets(tmp_path_factory) -> dict[str, Path]:
+    """The default config's test sets (ivr, tts_clean, tts_noisy), built once per test run."""
+    from asrprune import plan
+    from asrprune.datasets import build_dataset
+
+    config = default_config()
+    out = tmp_path_factory.mktemp("default_data")
+    paths = {}
+    for name in DEFAULT_TEST_SETS:  # tts_noisy degrades tts_clean: built after it, in the same folder
+        paths[name] = out / f"{name}.parquet"
+        build_dataset(name, plan.dataset_spec(config, name), paths[name], threads=2)
+    return paths

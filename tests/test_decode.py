@@ -1,12 +1,11 @@
 """The fast greedy loop against `generate`: identical tokens, suppress tokens, per-utterance token limits.
 
 Random tiny Whisper models check the loop op for op (it must give `generate`'s tokens whatever the
-weights); the real tiny.en checks whole transcripts on a few short real utterances.
+weights); the real tiny.en (converted once per test run, tests/conftest.py) checks whole transcripts
+on every utterance of the default test sets, and hypotheses cut at tight token limits.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,7 +23,6 @@ from asrprune.decode import (
 )
 from conftest import make_tiny_whisper
 
-REPO = Path(__file__).resolve().parents[1]
 VOCAB = 80
 EOS, SOT, NO_TS = VOCAB - 4, VOCAB - 3, VOCAB - 2
 PROMPT = [SOT, NO_TS]
@@ -165,28 +163,14 @@ def test_token_limit_scales_with_duration():
 
 
 # --------------------------------------------------------------------------------------------
-# Real tiny.en on short real utterances
+# Real tiny.en on the default test sets (conftest builds both once per test run)
 
 
 @pytest.fixture(scope="session")
-def tiny_en():
-    path = REPO / "results" / "models" / "tiny.en"
-    if not (path / "model.safetensors").is_file():
-        pytest.skip("results/models/tiny.en not built (snakemake results/models/tiny.en)")
-    from asrprune.models import generation_prompt_ids, load_model
-
-    model, processor = load_model(path)
-    return model, processor, generation_prompt_ids(model)
-
-
-@pytest.fixture(scope="session")
-def short_utts():
-    path = REPO / "results" / "data" / "ivr.parquet"
-    if not path.is_file():
-        pytest.skip("results/data/ivr.parquet not built (snakemake results/data/ivr.parquet)")
+def short_utts(default_test_sets):
     from asrprune.batches import read_split
 
-    df = read_split(path)
+    df = read_split(default_test_sets["ivr"])
     return df.nsmallest(4, "duration_s").sort_values("id").reset_index(drop=True)
 
 
@@ -195,7 +179,7 @@ def _same(a, b):
     return a[cols].equals(b[cols])
 
 
-def test_real_fast_equals_generate(tiny_en, short_utts):
+def test_real_fast_equals_generate_at_tight_token_limits(tiny_en, short_utts):
     model, processor, prompt = tiny_en
     for extra in ({}, {"max_tokens_per_second": 0.5, "max_tokens_margin": 1}):  # normal; cut at the limit
         fast = decode_frame(model, processor, prompt, short_utts, DecodeSettings(batch_size=2, **extra))
@@ -204,3 +188,56 @@ def test_real_fast_equals_generate(tiny_en, short_utts):
         assert (fast.n_tokens <= fast.token_limit).all()
     assert fast.hit_token_limit.any()  # the tight limits did cut hypotheses
     assert not fast.encoder_cached.any()
+
+
+FULL_SET_VARIANTS = ("baseline", "magnitude-dec_self_attn-s50", "magnitude-dec_ffn-s50")
+
+
+def test_real_fast_equals_generate_on_every_default_utterance(tiny_en, default_test_sets):
+    """The fast loop gives `generate`'s tokens on all 144 utterances of ivr, tts_clean and tts_noisy
+    (48 each, the default config's sets) for the baseline and two pruned variants of the default grid.
+
+    Both decoders read the same encoder states, computed once per batch with `encode` (bit-identical
+    to the model's own encoder, test_split_encoder_is_bit_identical): the two variants prune only the
+    decoder, so their encoder is the baseline's, and the comparison costs decoding alone (about 2 min
+    on 2 cores). Batches, order and token limits are the decode stage's (batch_chunks, token_limit,
+    the default DecodeSettings); `generate` goes through generate_tokens as the `generate` backend does.
+    """
+    import copy
+
+    from asrprune.batches import read_split
+    from asrprune.decode import batch_chunks, chunk_features, loop_constants
+    from asrprune.masks import apply_masks
+    from asrprune.methods import compute_masks, parse_variant
+
+    base, processor, prompt = tiny_en
+    variants = {}
+    for vid in FULL_SET_VARIANTS:
+        spec = parse_variant(vid)
+        model = base if spec.method == "baseline" else copy.deepcopy(base)
+        if model is not base:
+            apply_masks(model, compute_masks(model, spec.method, spec.target, spec.sparsity))
+        variants[vid] = (model, loop_constants(model, torch.device("cpu")))
+    settings = DecodeSettings()
+    ceiling = base.config.max_target_positions - len(prompt)
+    eos = base.generation_config.eos_token_id
+    n_utts, differ, changed = 0, [], 0
+    for name, path in default_test_sets.items():
+        df = read_split(path)
+        assert len(df) == 48, name
+        for chunk in batch_chunks(df, settings.batch_size):
+            limits = [token_limit(float(d), settings, ceiling) for d in chunk["duration_s"]]
+            with torch.inference_mode():
+                hidden = encode(base, chunk_features(chunk, processor))
+            tokens = {}
+            for vid, (model, constants) in variants.items():
+                fast = greedy_decode(model, hidden, prompt, limits, constants)
+                ref = generate_tokens(model, prompt, limits, settings, encoder_hidden=hidden)
+                ref = [row[: row.index(eos) + 1] if eos in row else row for row in ref]
+                differ += [(name, vid, uid) for uid, a, b in zip(chunk["id"], fast, ref) if a != b]
+                tokens[vid] = fast
+            changed += sum(len({tuple(tokens[v][i]) for v in tokens}) > 1 for i in range(len(chunk)))
+            n_utts += len(chunk)
+    assert n_utts == 144
+    assert differ == [], f"{len(differ)} of {3 * n_utts} hypotheses differ from generate's: {differ[:10]}"
+    assert changed >= 10  # the pruned variants do decode differently, so all three paths are exercised
