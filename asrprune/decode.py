@@ -29,6 +29,7 @@ The encoder side is independent of the backend: it runs in full, or resumes from
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -112,6 +113,9 @@ class CacheSpec:
     # Earlier boundaries other variants of the grid resume from: a job that computes the encoder up to
     # its own boundary stores the states it passes at these too (asrprune.plan.grid_targets).
     also_store: tuple[int, ...] = ()
+    # sha256 of the base model's config.json (asrprune.pipeline passes the file's, from its manifest);
+    # None: the sha256 of the loaded config serialized as save_pretrained writes it.
+    config_sha256: str | None = None
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -502,8 +506,11 @@ def cache_fields(model, processor, settings: DecodeSettings, spec: CacheSpec) ->
     """What the encoder-cache key of this model, dataset and boundary is made of (asrprune.encoder_cache)."""
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
+    config_sha256 = spec.config_sha256 or hashlib.sha256(model.config.to_json_string().encode()).hexdigest()
     return {
         "weights_sha256": spec.weights_sha256,
+        "config_sha256": config_sha256,
+        "attn_implementation": getattr(model.config, "_attn_implementation", None),
         "boundary": spec.resume_layer,
         "encoder_layers": model.config.encoder_layers,
         "dataset_sha256": spec.dataset_sha256,

@@ -29,9 +29,12 @@ Key
 ``sha256`` of the JSON of: this format's version; the base model's ``weights_sha256`` (the prefix of a
 variant before ``k`` *is* the base model's: a mask set that changed a block before ``k`` would have a
 smaller ``k``, so a variant's own masks never enter the key and variants with equal ``k`` share an
-entry); ``k`` and ``L``; the dataset file's ``sha256``; the feature extractor's settings; how
-utterances are ordered and batched (the batch size); and everything that can change the bits of a
-float computation: device type, dtype, torch version, CPU instruction set and thread count. Stored
+entry) and the sha256 of its ``config.json``; ``k`` and ``L``; the dataset file's ``sha256``; the
+feature extractor's settings; how utterances are ordered and batched (the batch size); and
+everything that can change the bits of a float computation: the transformers version and the
+attention implementation (they define the encoder blocks' code), device type, dtype, torch version,
+CPU instruction set and thread count. An entry whose key lacks any of these (an older format) is
+never found, so never served. ``k`` comes from the masks themselves (``changed_tensors``). Stored
 tensors are the exact values computed (float32 on CPU, the GPU dtype on a GPU), one file per batch,
 so a resumed encoder sees bit-identical inputs with the same batch shapes and transcripts are
 identical to recomputing (``tests/test_encoder_cache.py`` checks it on the real tiny.en).
@@ -76,7 +79,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,7 +92,7 @@ from asrprune.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-FORMAT = "asrprune-encoder-cache-v1"
+FORMAT = "asrprune-encoder-cache-v2"  # v2: keys name the transformers version, config.json and attention
 DEFAULT_CAP_MB = 2048
 STALE_S = 300.0  # a writer silent for this long is taken for dead
 POLL_S = 0.1
@@ -135,9 +138,14 @@ def target_boundaries(model: Any, targets: Iterable[str]) -> tuple[int, ...]:
     return tuple(sorted(k for k in found if 0 < k < n_layers))
 
 
-def changed_tensors(mask_manifest: dict[str, Any]) -> list[str]:
-    """Names of the tensors a mask set really changes (a mask that keeps every weight changes nothing)."""
-    return sorted(n for n, t in mask_manifest.get("tensors", {}).items() if int(t.get("pruned", 1)) > 0)
+def changed_tensors(masks: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the tensors a mask set changes, read from the keep-masks themselves.
+
+    A mask with any zero changes its tensor; one that keeps every weight changes nothing. The
+    manifest's counts are not consulted: a manifest that undercounts would let a variant resume
+    after a block its masks change, and decode with the base model's states for that block.
+    """
+    return sorted(n for n, m in masks.items() if not bool(m.all()))
 
 
 def feature_settings(feature_extractor: Any) -> dict[str, Any]:
@@ -151,8 +159,15 @@ def feature_settings(feature_extractor: Any) -> dict[str, Any]:
 
 
 def numeric_context(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
-    """Everything besides the inputs that can change the bits of the encoder's float computation."""
-    ctx: dict[str, Any] = {"device": device.type, "dtype": str(dtype).removeprefix("torch."), "torch": torch.__version__}
+    """Everything besides the inputs and the model that can change the bits of the encoder's float computation."""
+    import transformers
+
+    ctx: dict[str, Any] = {
+        "device": device.type,
+        "dtype": str(dtype).removeprefix("torch."),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
     if device.type == "cpu":
         ctx["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         ctx["threads"] = torch.get_num_threads()

@@ -37,14 +37,16 @@ def decode_variant(
     from asrprune.decode import CacheSpec, DecodeSettings, decode_frame, resolve_device
     from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary, target_boundaries
     from asrprune.io import sha256_file
-    from asrprune.masks import apply_mask_set
+    from asrprune.masks import apply_masks, check_base, load_mask_set
     from asrprune.models import generation_prompt_ids, load_model
 
     settings = DecodeSettings.from_config(decoding)
     device = resolve_device(settings.device)
     model, processor = load_model(model_dir)
     base_manifest = json.loads((Path(model_dir) / "manifest.json").read_text())
-    mask_manifest = apply_mask_set(model, mask_dir, base_manifest)
+    masks, mask_manifest = load_mask_set(mask_dir)
+    check_base(mask_manifest, base_manifest)
+    apply_masks(model, masks)
     if device.type == "cuda":
         model = model.to(device=device, dtype=getattr(torch, settings.gpu_dtype))
     df = read_split(data_path)
@@ -54,8 +56,9 @@ def decode_variant(
             cache=EncoderCache.from_mb(cache_dir, settings.encoder_cache_mb),
             weights_sha256=base_manifest["weights_sha256"],
             dataset_sha256=sha256_file(data_path),
-            resume_layer=resume_boundary(changed_tensors(mask_manifest), model.config.encoder_layers),
+            resume_layer=resume_boundary(changed_tensors(masks), model.config.encoder_layers),
             also_store=target_boundaries(model, grid_targets),
+            config_sha256=base_manifest.get("files", {}).get("config.json"),
         )
     log.info("decoding %d utterances of %s with %s on %s (%s backend)", len(df), data_path, mask_dir, device, settings.backend)
     decoded = decode_frame(model, processor, generation_prompt_ids(model), df, settings, cache=cache)

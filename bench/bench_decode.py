@@ -77,19 +77,21 @@ def bench_data(path: Path, n: int) -> Path:
 
 def variant_model(base, model_dir: Path, variant: str, base_manifest: dict):
     """(model copy with the variant's masks, changed tensor names); masks from results/masks or computed here."""
-    from asrprune.masks import apply_mask_set, apply_masks
+    from asrprune.masks import apply_masks, check_base, load_mask_set
     from asrprune.methods import compute_masks, parse_variant
 
     model = copy.deepcopy(base)
     mask_dir = REPO / "results" / "masks" / base_manifest["name"] / variant
     if (mask_dir / "manifest.json").is_file():
-        return model, changed_tensors(apply_mask_set(model, mask_dir, base_manifest))
-    spec = parse_variant(variant)
-    if spec.method == "baseline":
-        return model, []
-    masks = compute_masks(model, spec.method, spec.target, spec.sparsity)
+        masks, manifest = load_mask_set(mask_dir)
+        check_base(manifest, base_manifest)
+    else:
+        spec = parse_variant(variant)
+        if spec.method == "baseline":
+            return model, []
+        masks = compute_masks(model, spec.method, spec.target, spec.sparsity)
     apply_masks(model, masks)
-    return model, sorted(n for n, m in masks.items() if not bool(m.all()))
+    return model, changed_tensors(masks)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -4,12 +4,14 @@ transcripts identical to recomputing (real tiny.en, a decoder-only and an encode
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -47,10 +49,57 @@ def test_resume_boundary():
     assert resume_boundary(["model.encoder.embed_positions.weight"], 4) == 0
 
 
-def test_masks_that_keep_everything_change_nothing():
-    manifest = {"tensors": {"model.encoder.layers.0.fc1.weight": {"pruned": 0}, "model.decoder.layers.1.fc1.weight": {"pruned": 9}}}
-    assert changed_tensors(manifest) == ["model.decoder.layers.1.fc1.weight"]
-    assert resume_boundary(changed_tensors(manifest), 4) == 4
+def test_what_a_mask_set_changes_is_read_from_its_masks():
+    keep_all = torch.ones(4, 3, dtype=torch.bool)
+    drop_one = keep_all.clone()
+    drop_one[2, 1] = False
+    masks = {"model.encoder.layers.0.fc1.weight": keep_all, "model.decoder.layers.1.fc1.weight": drop_one,
+             "model.encoder.layers.2.fc2.weight": drop_one.clone()}
+    assert changed_tensors(masks) == ["model.decoder.layers.1.fc1.weight", "model.encoder.layers.2.fc2.weight"]
+    assert resume_boundary(changed_tensors(masks), 4) == 2
+    del masks["model.encoder.layers.2.fc2.weight"]
+    assert resume_boundary(changed_tensors(masks), 4) == 4  # a mask that keeps everything changes nothing
+
+
+def test_the_decode_stage_reads_the_masks_not_the_manifests_counts(tmp_path, monkeypatch):
+    """A manifest that says a pruned encoder block lost nothing must not move the resume boundary."""
+    import json
+
+    from asrprune import masks as M
+    from asrprune import pipeline
+    from asrprune.methods import compute_masks
+    from conftest import make_tiny_whisper
+
+    model = make_tiny_whisper()
+    base = {"name": "tiny-random", "weights_sha256": "a" * 64}
+    keep = compute_masks(model, "magnitude", "enc.l2", 0.5)
+    manifest = M.build_manifest(model, keep, variant="magnitude-enc.l2-s50", method="magnitude", target="enc.l2",
+                                sparsity_requested=0.5, base_manifest=base)
+    out = tmp_path / "masks"
+    M.save_mask_set(keep, manifest, out)
+    written = json.loads((out / "manifest.json").read_text())
+    for t in written["tensors"].values():
+        t["pruned"] = 0  # counts that lie
+    (out / "manifest.json").write_text(json.dumps(written))
+    model_dir = tmp_path / "model"
+    model.save_pretrained(model_dir)
+    (model_dir / "manifest.json").write_text(json.dumps({**base, "files": {"config.json": "c" * 64}}))
+    seen = {}
+
+    def fake_decode(model, processor, prompt, df, settings, cache=None):
+        seen["spec"] = cache
+        raise RuntimeError("stop after planning the cache")
+
+    monkeypatch.setattr("asrprune.decode.decode_frame", fake_decode)
+    monkeypatch.setattr("asrprune.models.load_model", lambda d: (make_tiny_whisper(), None))
+    monkeypatch.setattr("asrprune.models.generation_prompt_ids", lambda m: PROMPT)
+    monkeypatch.setattr("asrprune.batches.read_split", lambda p: synthetic_frame(1))
+    (tmp_path / "d.parquet").write_bytes(b"x")
+    with pytest.raises(RuntimeError, match="stop after"):
+        pipeline.decode_variant(str(model_dir), str(out), str(tmp_path / "d.parquet"), str(tmp_path / "o.parquet"),
+                                {"device": "cpu"}, cache_dir=str(tmp_path / "cache"))
+    assert seen["spec"].resume_layer == 1  # the second of 2 blocks, as the masks say
+    assert seen["spec"].config_sha256 == "c" * 64  # the base model's config.json hash, from its manifest
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,6 +164,40 @@ def test_keys(processor):
     fe.n_fft = 512
     moved = cache_fields(model, SimpleNamespace(feature_extractor=fe), SETTINGS, _spec(cache, model))
     assert cache_key(moved) != base
+
+
+def test_keys_name_transformers_config_and_attention(processor, tmp_path, monkeypatch):
+    """An entry is served only to a job whose transformers version, model config.json and attention
+    implementation are the writer's: each is in the key, and an entry keyed without one is not found."""
+    import transformers
+
+    from asrprune import decode
+
+    model = random_model(0)
+    cache = EncoderCache.from_mb(tmp_path / "cache", 100)
+    fields = cache_fields(model, processor, SETTINGS, _spec(cache, model))
+    assert fields["transformers"] == transformers.__version__
+    assert fields["attn_implementation"] == model.config._attn_implementation == "sdpa"
+    assert fields["config_sha256"] == hashlib.sha256(model.config.to_json_string().encode()).hexdigest()
+    assert cache_fields(model, processor, SETTINGS, replace(_spec(cache, model), config_sha256="c" * 64))["config_sha256"] == "c" * 64
+    base = cache_key(fields)
+    for name, other in [("transformers", "0.0.1"), ("config_sha256", "0" * 64), ("attn_implementation", "eager")]:
+        assert cache_key({**fields, name: other}) != base, name
+        assert cache_key({k: v for k, v in fields.items() if k != name}) != base, name
+
+    df = synthetic_frame(3)
+    real_fields = decode.cache_fields
+    for name in ("transformers", "config_sha256", "attn_implementation"):
+        root = tmp_path / name
+        lacking = lambda *a, _n=name: {k: v for k, v in real_fields(*a).items() if k != _n}  # noqa: E731
+        monkeypatch.setattr(decode, "cache_fields", lacking)
+        spec = _spec(EncoderCache.from_mb(root, 100), model)
+        decode_frame(model, processor, PROMPT, df, SETTINGS, cache=spec)  # an entry keyed without `name`
+        assert decode_frame(model, processor, PROMPT, df, SETTINGS, cache=spec).encoder_cached.all()
+        monkeypatch.setattr(decode, "cache_fields", real_fields)
+        again = decode_frame(model, processor, PROMPT, df, SETTINGS, cache=spec)
+        assert not again.encoder_cached.any(), name  # not served: computed, and stored under the full key
+        assert len(spec.cache.entries()) == 2
 
 
 def test_hit_miss_and_identical_rows(processor, tmp_path):
@@ -317,39 +400,109 @@ def test_followers_read_what_the_writer_writes(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# Real tiny.en: cached transcripts are the recomputed ones
+# Real tiny.en: what one variant stores, the others read, and decode as if they had computed it
+
+
+CROSS_VARIANTS = {  # variant id -> (method, target, sparsity) of the default grid
+    "baseline": ("baseline", None, None),
+    "magnitude-dec_self_attn-s50": ("magnitude", "dec_self_attn", 0.5),
+    "magnitude-enc.last_third-s50": ("magnitude", "enc.last_third", 0.5),
+}
 
 
 @pytest.fixture(scope="module")
-def tiny_en_and_utts():
-    model_dir = REPO / "results" / "models" / "tiny.en"
-    data = REPO / "results" / "data" / "ivr.parquet"
-    if not (model_dir / "model.safetensors").is_file() or not data.is_file():
-        pytest.skip("needs results/models/tiny.en and results/data/ivr.parquet (snakemake builds them)")
-    from asrprune.batches import read_split
-    from asrprune.models import generation_prompt_ids, load_model
+def real_mask_sets(tiny_en, tiny_en_dir, tmp_path_factory):
+    """The three variants' mask sets, as the prune stage writes them, for the converted tiny.en."""
+    import json
 
-    model, processor = load_model(model_dir)
-    df = read_split(data)
-    df = df.nsmallest(4, "duration_s").sort_values("id").reset_index(drop=True)
-    return model, processor, generation_prompt_ids(model), df
-
-
-@pytest.mark.parametrize("target,boundary", [("dec_self_attn", 4), ("enc_ffn.last_half", 2)])
-def test_real_cached_equals_recomputed(tiny_en_and_utts, tmp_path, target, boundary):
-    from asrprune.masks import apply_masks
+    from asrprune import masks as M
     from asrprune.methods import compute_masks
 
-    base, processor, prompt, df = tiny_en_and_utts
-    model = copy.deepcopy(base)
-    masks = compute_masks(model, "magnitude", target, 0.5)
-    apply_masks(model, masks)
-    changed = [n for n, m in masks.items() if not bool(m.all())]
-    spec = CacheSpec(EncoderCache.from_mb(tmp_path, 200), "tiny.en", "ivr", resume_boundary(changed, 4))
-    assert spec.resume_layer == boundary
-    settings = DecodeSettings(batch_size=4)
-    ref = decode_frame(model, processor, prompt, df, settings)
-    first = decode_frame(model, processor, prompt, df, settings, cache=spec)
-    hit = decode_frame(model, processor, prompt, df, settings, cache=spec)
-    assert not first.encoder_cached.any() and hit.encoder_cached.all()
-    assert _same(ref, first) and _same(ref, hit), (ref.hypothesis.tolist(), hit.hypothesis.tolist())
+    model = tiny_en[0]
+    base_manifest = json.loads((tiny_en_dir / "manifest.json").read_text())
+    root = tmp_path_factory.mktemp("real_masks")
+    for vid, (method, target, sparsity) in CROSS_VARIANTS.items():
+        keep = compute_masks(model, method, target, sparsity)
+        manifest = M.build_manifest(model, keep, variant=vid, method=method, target=target,
+                                    sparsity_requested=sparsity, base_manifest=base_manifest)
+        M.save_mask_set(keep, manifest, root / vid)
+    return root
+
+
+def _decode_and_record(monkeypatch, out: Path, **kw) -> tuple[pd.DataFrame, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """asrprune.pipeline.decode_variant (the decode job), recording per batch the encoder states the
+    greedy loop read and the decoder's teacher-forced logits on the tokens it produced."""
+    from asrprune import decode, pipeline
+
+    seen = []
+    loop = decode.greedy_decode
+
+    def recording(model, hidden, prompt, limits, constants=None, compact=None):
+        tokens = loop(model, hidden, prompt, limits, constants, compact)
+        width = max(len(t) for t in tokens)
+        eos = model.generation_config.eos_token_id
+        ids = torch.tensor([prompt + t + [eos] * (width - len(t)) for t in tokens])
+        with torch.inference_mode():
+            logits = model(encoder_outputs=(hidden,), decoder_input_ids=ids).logits
+        seen.append((hidden.clone(), logits))
+        return tokens
+
+    monkeypatch.setattr(decode, "greedy_decode", recording)
+    pipeline.decode_variant(out_path=str(out), **kw)
+    monkeypatch.setattr(decode, "greedy_decode", loop)
+    return pd.read_parquet(out), seen
+
+
+def test_real_variants_read_what_the_baseline_stored(tiny_en_dir, real_mask_sets, default_test_sets, tmp_path, monkeypatch):
+    """On tiny.en and 16 tts_noisy utterances (two batches of the default batch size, 8): the baseline's
+    decode job writes the encoder cache (boundary 4 for itself, and boundary 3, where the grid's
+    enc.last_third variants resume, on the way); then a decoder-only variant (reads boundary 4) and
+    an encoder-range variant (reads boundary 3, runs block 3 pruned) decode from it. Each one's
+    transcripts, the encoder states its greedy loop read and its logits equal an uncached decode of
+    the same variant, bit for bit. The resume boundaries come from the mask files (changed_tensors),
+    as in the workflow."""
+    import json
+
+    from asrprune import plan
+    from asrprune.batches import read_split
+    from asrprune.io import write_parquet
+    from conftest import default_config
+
+    config = default_config()
+    decoding = dict(config["decoding"], device="cpu")
+    df = read_split(default_test_sets["tts_noisy"])
+    data = tmp_path / "tts_noisy16.parquet"
+    write_parquet(df.iloc[::3].head(16).reset_index(drop=True), data)
+    cache_dir = tmp_path / "cache"
+    job = dict(model_dir=str(tiny_en_dir), data_path=str(data), decoding=decoding,
+               grid_targets=plan.grid_targets(config))
+    cache = EncoderCache.from_mb(cache_dir, 1024)
+
+    runs = {}
+    for vid in CROSS_VARIANTS:  # the baseline first: it writes, the others read
+        runs[vid, "cached"] = _decode_and_record(monkeypatch, tmp_path / f"{vid}.cached.parquet", **job,
+                                                 mask_dir=str(real_mask_sets / vid), cache_dir=str(cache_dir))
+        if vid == "baseline":  # boundaries 4 (its own) and 3, both from one encoder pass
+            stored = [json.loads((p / "meta.json").read_text())["fields"] for _, _, p in cache.entries()]
+            assert sorted(f["boundary"] for f in stored) == [3, 4]
+    assert len(cache.entries()) == 2  # nothing else was written: the variants read
+    for vid in CROSS_VARIANTS:
+        runs[vid, "uncached"] = _decode_and_record(monkeypatch, tmp_path / f"{vid}.uncached.parquet", **job,
+                                                   mask_dir=str(real_mask_sets / vid), cache_dir=None)
+
+    cols = ["id", "hypothesis", "n_tokens", "token_limit", "hit_token_limit"]
+    for vid in CROSS_VARIANTS:
+        (cached, seen_c), (ref, seen_r) = runs[vid, "cached"], runs[vid, "uncached"]
+        assert len(cached) == 16 and not ref.encoder_cached.any()
+        if vid != "baseline":
+            assert cached.encoder_cached.all(), vid  # read from what the baseline stored
+        assert cached[cols].equals(ref[cols]), (vid, cached.hypothesis.tolist(), ref.hypothesis.tolist())
+        assert len(seen_c) == len(seen_r) == 2
+        for (h_c, l_c), (h_r, l_r) in zip(seen_c, seen_r):
+            assert torch.equal(h_c, h_r), f"{vid}: encoder states differ from an uncached decode"
+            assert torch.equal(l_c, l_r), f"{vid}: logits differ from an uncached decode"
+    # The check has teeth: the encoder-range variant's states are not the baseline's, so reading the
+    # baseline's final states (a boundary too deep) would change them.
+    enc_states = runs["magnitude-enc.last_third-s50", "uncached"][1]
+    base_states = runs["baseline", "uncached"][1]
+    assert not any(torch.equal(a[0], b[0]) for a, b in zip(enc_states, base_states))
