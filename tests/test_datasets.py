@@ -442,3 +442,20 @@ def test_snakemake_adapter(tmp_path):
     assert len(read(out)) == 1
     assert AUDIO_SCHEMA.equals(pq.read_schema(out), check_metadata=False)
     assert "dataset man: 1 utterances" in (tmp_path / "man.log").read_text()
+
+
+def test_input_files_are_what_snakemake_tracks(tmp_path):
+    """A manifest and the clips it lists (relative to it), local HF Parquet files; nothing for a hub repo."""
+    from asrprune.datasets.manifest import input_files
+
+    m = write_manifest(tmp_path, "m.tsv", "path\ttext\naudio/two.flac\tsecond\naudio/one.wav\tfirst one\n")
+    assert input_files({"source": "manifest", "path": str(m)}) == {
+        "manifest": str(m), "audio": [str(tmp_path / "audio/one.wav"), str(tmp_path / "audio/two.flac")]}
+    (tmp_path / "hf").mkdir()
+    pq.write_table(pa.table({"id": ["a"]}), tmp_path / "hf" / "test-00000-of-00001.parquet")
+    assert input_files({"source": "hf-parquet", "path_or_repo": str(tmp_path / "hf"), "split": "test"}) == {
+        "parquet": [str(tmp_path / "hf" / "test-00000-of-00001.parquet")]}
+    assert input_files({"source": "hf-parquet", "path_or_repo": "hf-audio/esb-datasets-test-only-sorted", "split": "test"}) == {}
+    assert input_files({"source": "offline", "kind": "ivr"}) == {}
+    with pytest.raises(ValueError, match=r"m\.csv: line 2 has 3 fields, expected 2"):
+        input_files({"source": "manifest", "path": str(write_manifest(tmp_path, "m.csv", "path,text\naudio/one.wav,a, b\n"))})
