@@ -85,13 +85,20 @@ def input_activation_norms(model: nn.Module, batches: Iterable[Batch], tensor_na
 
 
 def calibration_norms(
-    model: nn.Module, processor, calib_path: str | Path, tensor_names: list[str], n_utts: int, batch_size: int
+    model: nn.Module,
+    processor,
+    calib_path: str | Path,
+    tensor_names: list[str],
+    n_utts: int,
+    batch_size: int,
+    seed: int = 0,
 ) -> dict[str, torch.Tensor]:
-    """Activation norms over the first `n_utts` utterances (by id) of a calibration Parquet file."""
-    from asrprune.batches import iter_batches, read_split
+    """Activation norms over the calibration utterances: the seeded subset of `n_utts` that the
+    sensitivity stage's Fisher uses too (asrprune.batches.read_calibration, `calibration.seed`)."""
+    from asrprune.batches import iter_batches, read_calibration
     from asrprune.models import generation_prompt_ids
 
-    df = read_split(calib_path, max_utts=n_utts)
+    df = read_calibration(calib_path, n_utts, seed)
     batches = iter_batches(
         df, processor, batch_size, prompt_ids=generation_prompt_ids(model), eos_id=model.config.eos_token_id
     )

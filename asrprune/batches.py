@@ -39,6 +39,24 @@ def read_split(path: str | Path, max_utts: int | None = None) -> pd.DataFrame:
     return df if max_utts is None else df.head(max_utts)
 
 
+def select_utterances(df: pd.DataFrame, n_utts: int, seed: int) -> pd.DataFrame:
+    """The calibration utterances: a seeded random subset of n_utts rows (all rows when fewer), in id order.
+
+    The one place calibration utterances are picked: the Fisher and gradient scores
+    (asrprune.sensitivity) and wanda's activation norms (asrprune.activations) read the same ones.
+    """
+    if n_utts >= len(df):
+        return df.sort_values("id", kind="stable").reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(df), size=n_utts, replace=False))
+    return df.iloc[pick].sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def read_calibration(path: str | Path, n_utts: int, seed: int) -> pd.DataFrame:
+    """The calibration utterances of a calibration Parquet file (select_utterances on read_split)."""
+    return select_utterances(read_split(path), n_utts, seed)
+
+
 def log_mel(feature_extractor, audios: list[np.ndarray]) -> torch.Tensor:
     """Whisper's 30 s log-Mel features for a list of 16 kHz mono float arrays."""
     out = feature_extractor(audios, sampling_rate=16000, return_tensors="pt")

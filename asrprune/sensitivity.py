@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from asrprune.batches import IGNORE_INDEX, Batch
+from asrprune.batches import IGNORE_INDEX, Batch, select_utterances  # noqa: F401 (select_utterances: re-exported)
 from asrprune.components import COMPONENTS, classify
 
 log = logging.getLogger(__name__)
@@ -480,15 +480,6 @@ def heatmap(rollup: pd.DataFrame, path_png: str | Path, score: tuple[str, ...] =
 # --------------------------------------------------------------------------------------------
 
 
-def select_utterances(df: pd.DataFrame, n_utts: int, seed: int) -> pd.DataFrame:
-    """A seeded random subset of n_utts rows (all rows when fewer), in id order."""
-    if n_utts >= len(df):
-        return df.sort_values("id", kind="stable").reset_index(drop=True)
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(len(df), size=n_utts, replace=False))
-    return df.iloc[pick].sort_values("id", kind="stable").reset_index(drop=True)
-
-
 def save_fisher(fisher: dict[str, torch.Tensor], path: str | Path) -> None:
     """Per-element Fisher as float32 safetensors, keys = tensor names, written atomically."""
     from safetensors.torch import save_file
@@ -519,7 +510,7 @@ def run_sensitivity(
     `outputs` overrides single paths (keys tensors, components, fisher, heatmap, calibration);
     `device` is cpu, cuda or auto (CUDA when present); statistics are float32 either way.
     """
-    from asrprune.batches import iter_batches, read_split
+    from asrprune.batches import iter_batches, read_calibration
     from asrprune.io import write_json, write_parquet
     from asrprune.models import generation_prompt_ids, load_model
 
@@ -534,7 +525,7 @@ def run_sensitivity(
     dev = resolve_device(device)
     model, processor = load_model(model_dir, device=str(dev))
     prompt = generation_prompt_ids(model)
-    df = select_utterances(read_split(calib_parquet), n_utts, seed)
+    df = read_calibration(calib_parquet, n_utts, seed)  # the utterances wanda's norms use too
     if len(df) < n_utts:
         log.warning("calibration split has %d utterances, fewer than n_utts=%d: using all", len(df), n_utts)
     batches = iter_batches(df, processor, batch_size, prompt_ids=prompt, eos_id=min(_eos_ids(model)))

@@ -27,8 +27,10 @@ if spec.method in methods.NEEDS_FISHER:
     context.fisher = load_file(smk.input.fisher)
 if spec.method in methods.NEEDS_ACTIVATIONS:
     names = methods.target_tensors(model, spec.target)
+    # the calibration seed picks the same utterances as the sensitivity stage's Fisher
+    calib_seed = params.get("calib_seed", smk.config.get("calibration", {}).get("seed", 0))
     context.activation_norms = calibration_norms(
-        model, processor, smk.input.calib, names, int(params["calib_utts"]), int(params["batch_size"])
+        model, processor, smk.input.calib, names, int(params["calib_utts"]), int(params["batch_size"]), int(calib_seed)
     )
 
 mask_dict = methods.variant_masks(model, spec, context)

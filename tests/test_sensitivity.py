@@ -258,3 +258,46 @@ def test_run_sensitivity_writes_every_output(tmp_path):
     assert cal["n_utts"] == 3 and len(cal["ids"]) == 3 and cal["fisher_mode"] == "empirical"
     assert set(cal) >= {"n_utts", "batch_size", "fisher_mode", "label_source", "seed", "ids", "seconds", "torch_threads"}
     assert (out / "heatmap.png").stat().st_size > 1000
+
+
+def test_wanda_and_the_fisher_calibrate_on_the_same_utterances(tmp_path, monkeypatch):
+    """One function picks the calibration utterances: with a calibration split larger than n_utts,
+    wanda's activation norms (prune stage) read exactly the utterances the Fisher used (calibration.json)."""
+    from asrprune import activations
+    from asrprune.audio import encode_flac
+    from asrprune.io import write_parquet
+    from asrprune.models import load_model
+    from asrprune.sensitivity import run_sensitivity
+    from test_models import TINY_EN_VOCAB, _save_random_whisper
+
+    model_dir = tmp_path / "model"
+    _save_random_whisper(model_dir, TINY_EN_VOCAB)
+    rng = np.random.default_rng(1)
+    rows = [
+        {"id": f"c{i:02d}", "audio": encode_flac((0.1 * rng.standard_normal(8000)).astype(np.float32)),
+         "duration_s": 0.5, "text": f"word {i}", "source": "noise", "sentence_id": f"s{i}"}
+        for i in range(10)
+    ]
+    calib = tmp_path / "calib.parquet"
+    write_parquet(pd.DataFrame(rows), calib)
+    model, processor = load_model(model_dir)
+    seen: list[str] = []
+    real_norms = activations.input_activation_norms
+
+    def spy(model, batches, names):
+        batches = list(batches)
+        seen.extend(i for b in batches for i in b.ids)
+        return real_norms(model, batches, names)
+
+    monkeypatch.setattr(activations, "input_activation_norms", spy)
+    for seed in (0, 1):
+        out = tmp_path / f"sens{seed}"
+        run_sensitivity(model_dir, calib, out, n_utts=4, batch_size=2, seed=seed)
+        fisher_ids = json.loads((out / "calibration.json").read_text())["ids"]
+        seen.clear()
+        activations.calibration_norms(model, processor, calib, ["model.decoder.layers.0.fc1.weight"], 4, 2, seed)
+        assert sorted(seen) == sorted(fisher_ids) and len(fisher_ids) == 4, seed
+        assert sorted(fisher_ids) != [f"c{i:02d}" for i in range(4)]  # not simply the first 4: the seed picks
+        if seed == 0:
+            first = sorted(fisher_ids)
+    assert sorted(fisher_ids) != first  # another seed, another subset, for both
