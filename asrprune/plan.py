@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +139,18 @@ def final_targets(config: dict[str, Any], results: str = "results") -> list[str]
         d = findings_dir(config)
         out += [f"{d}/findings.md", f"{d}/findings_claims.csv", f"{d}/findings_effects.png"]
     return out
+
+
+def claims_file(config: dict[str, Any], workflow_dir: str) -> str:
+    """The claims file: as given when it exists from the working directory, else inside the workflow.
+
+    The default `config/claims.yaml` ships with the workflow, so a run with `--directory` elsewhere
+    (or a user's own config) still finds it.
+    """
+    path = str(config.get("claims") or "")
+    if not path or os.path.isabs(path) or os.path.exists(path):
+        return path
+    return os.path.join(workflow_dir, path)
 
 
 def findings_dir(config: dict[str, Any]) -> str:

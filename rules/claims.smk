@@ -5,7 +5,7 @@ rule claims:
             f"{RESULTS}/sensitivity/{{model}}/predicted.parquet",
             model=config["models"],
         ),
-        claims=config.get("claims", "config/claims.yaml"),
+        claims=CLAIMS,
     output:
         table=f"{RESULTS}/tables/claims.parquet",
         csv=report(

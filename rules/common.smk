@@ -51,6 +51,7 @@ CALIB = plan.calibration_set(config)
 # The check_calibration rule's verdict: the calibration set shares nothing with a test set.
 CALIB_CHECK = f"{RESULTS}/{plan.CALIBRATION_CHECK}"
 FINDINGS = plan.findings_dir(config)
+CLAIMS = plan.claims_file(config, workflow.basedir)
 
 
 def get_final_targets():

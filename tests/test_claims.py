@@ -185,3 +185,13 @@ def test_the_shipped_claims_name_real_variants_and_pools():
 
     study = load_yaml(REPO / "config/study.yaml")
     assert set(pools["noisy_ivr"]) <= set(study["datasets"])
+
+
+def test_the_claims_file_is_found_from_another_working_directory(tmp_path, monkeypatch):
+    from asrprune import plan
+
+    monkeypatch.chdir(tmp_path)
+    assert plan.claims_file({"claims": "config/claims.yaml"}, str(REPO)) == str(REPO / "config/claims.yaml")
+    (tmp_path / "mine.yaml").write_text("claims: []\n")
+    assert plan.claims_file({"claims": "mine.yaml"}, str(REPO)) == "mine.yaml"  # the user's own, where they run
+    assert plan.claims_file({"claims": ""}, str(REPO)) == ""
