@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 CORES ?= all
 
-.PHONY: setup run test lint format bench clean-results
+.PHONY: setup run study test lint format bench clean-results
 
 setup: $(STAMP)
 
@@ -23,6 +23,11 @@ $(STAMP): Makefile pyproject.toml envs/debian-packages.txt envs/install-debian.s
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
 	@echo "WER table: results/tables/wer.parquet (CSV twin: results/tables/wer.csv)"
+
+# The study: every claim of the paper on tiny.en and base; publishes docs/findings.md.
+study: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile config/study.yaml
+	@echo "Findings: docs/findings.md (claims table: results/tables/claims.parquet)"
 
 test: setup
 	$(BIN)/python -m pytest
