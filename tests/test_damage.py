@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -87,8 +88,11 @@ def test_run_predict_writes_one_row_per_mask_set(tmp_path):
         out = tmp_path / "masks" / variant
         M.save_mask_set(keep, manifest, out)
         dirs.append(out)
-        weights = {n: p.detach() for n, p in model.named_parameters()}
-        expected[variant] = predicted_damage(fisher, weights, {n: ~m for n, m in keep.items()})
+        # OBD computed here another way: ½ Σ F w² over the removed weights, in float64 with numpy
+        params = dict(model.named_parameters())
+        damage = sum(0.5 * float(np.sum(fisher[n].double().numpy()[~m.numpy()] * params[n].detach().double().numpy()[~m.numpy()] ** 2))
+                     for n, m in keep.items())
+        expected[variant] = (damage, sum(int((~m).sum()) for m in keep.values()))
     table = run_predict(model_dir, tmp_path / "fisher.safetensors", dirs, tmp_path / "predicted.parquet")
     back = pd.read_parquet(tmp_path / "predicted.parquet")
     assert list(back.columns) == PREDICTED_COLUMNS and len(back) == 3
@@ -96,6 +100,9 @@ def test_run_predict_writes_one_row_per_mask_set(tmp_path):
     by = back.set_index("variant")
     assert by.loc["baseline", "predicted_damage"] == 0.0 and by.loc["baseline", "n_pruned"] == 0
     assert by.loc["magnitude-dec_self_attn-s50", "sparsity"] == 0.5
-    for v, d in expected.items():
-        assert by.loc[v, "predicted_damage"] == pytest.approx(d, rel=1e-6)
+    for v, (damage, n_pruned) in expected.items():
+        assert by.loc[v, "predicted_damage"] == pytest.approx(damage, rel=1e-6, abs=1e-12), v
+        assert by.loc[v, "n_pruned"] == n_pruned, v
     assert by.loc["magnitude-embeddings-s30", "predicted_damage"] > 0
+    assert expected["magnitude-dec_self_attn-s50"][1] == sum(
+        p.numel() for n, p in model.named_parameters() if n in target_tensors(model, "dec_self_attn")) // 2

@@ -147,7 +147,18 @@ def test_keys(processor):
     cache = SimpleNamespace()  # the key does not depend on the cache object
     fields = lambda **kw: cache_fields(model, processor, SETTINGS, _spec(cache, model, **kw))  # noqa: E731
     base = cache_key(fields())
-    assert cache_key(fields()) == base
+    # the key is the sha256 of the canonical JSON of the fields, computed here by hand ...
+    import json
+
+    from asrprune.encoder_cache import FORMAT
+
+    blob = json.dumps({"format": FORMAT, **fields()}, sort_keys=True, default=str).encode()
+    assert base == hashlib.sha256(blob).hexdigest()
+    # ... and the same for an equal model and feature extractor built anew (no object identity in it)
+    from asrprune import ct2
+
+    again = SimpleNamespace(feature_extractor=ct2.build_feature_extractor(80), tokenizer=_Tokenizer())
+    assert cache_key(cache_fields(random_model(0), again, SETTINGS, _spec(SimpleNamespace(), model))) == base
     # decoder-only variants share the entry; a late encoder layer needs another; early layers differ again
     assert cache_key(fields(changed=["model.decoder.layers.0.fc1.weight"])) == base
     late = cache_key(fields(changed=["model.encoder.layers.1.fc1.weight"]))
@@ -158,8 +169,6 @@ def test_keys(processor):
     assert cache_key(fields(weights="w1")) != base
     other = cache_fields(model, processor, DecodeSettings(batch_size=3), _spec(cache, model))
     assert cache_key(other) != base
-    from asrprune import ct2
-
     fe = ct2.build_feature_extractor(80)
     fe.n_fft = 512
     moved = cache_fields(model, SimpleNamespace(feature_extractor=fe), SETTINGS, _spec(cache, model))

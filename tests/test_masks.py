@@ -23,12 +23,21 @@ def mask_set(model, tmp_path, method="magnitude", target="dec_self_attn", sparsi
     return masks, M.save_mask_set(masks, manifest, out), out
 
 
+def hand_packed(mask: torch.Tensor) -> list[int]:
+    """The documented layout, by hand: byte j holds elements 8j..8j+7 (row-major), element 8j+i in bit i."""
+    bits = [int(b) for b in mask.reshape(-1).tolist()]
+    return [sum(bits[j + i] << i for i in range(8) if j + i < len(bits)) for j in range(0, len(bits), 8)]
+
+
 def test_pack_unpack_round_trip_odd_sizes():
+    assert M.pack_mask(torch.tensor([True, False, False, False, False, False, False, False, True, True])).tolist() == [1, 3]
+    assert M.pack_mask(torch.tensor([[False, True, True], [True, False, False]])).tolist() == [0b001110]
     g = torch.Generator().manual_seed(0)
     for shape in [(1,), (7,), (3, 5), (16, 80, 3), (9, 9)]:
         m = torch.rand(shape, generator=g) > 0.5
         packed = M.pack_mask(m)
         assert packed.dtype == torch.uint8 and packed.numel() == (m.numel() + 7) // 8
+        assert packed.tolist() == hand_packed(m)
         assert torch.equal(M.unpack_mask(packed, list(shape)), m)
 
 
@@ -36,6 +45,19 @@ def test_mask_set_round_trip_and_manifest(tiny_whisper, tmp_path):
     masks, manifest, out = mask_set(tiny_whisper, tmp_path)
     loaded, loaded_manifest = M.load_mask_set(out)
     assert loaded.keys() == masks.keys() and all(torch.equal(loaded[n], masks[n]) for n in masks)
+    # what was stored, computed another way: pooled magnitude at 50 % of dec_self_attn's matrices keeps
+    # exactly the weights above the median |w| of the pool (random weights: no ties)
+    params = dict(tiny_whisper.named_parameters())
+    pool = sorted(n for n in params if n.startswith("model.decoder.layers.") and ".self_attn." in n and n.endswith("_proj.weight"))
+    assert sorted(loaded) == pool
+    values = torch.cat([params[n].detach().abs().flatten() for n in pool])
+    cut = values.sort().values[values.numel() // 2 - 1]  # the largest pruned |w|
+    for n in pool:
+        assert torch.equal(loaded[n], params[n].detach().abs() > cut), n
+    from safetensors.numpy import load_file
+
+    raw = load_file(str(out / "masks.safetensors"))  # the file's bytes follow the documented bit layout
+    assert all(raw[n].tolist() == hand_packed(loaded[n]) for n in pool)
     assert loaded_manifest == json.loads(json.dumps(manifest))
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "masks.safetensors"]
     # Bit-packing: the payload is 1/32 of the masked tensors' float32 bytes, plus a small header.

@@ -1,6 +1,7 @@
 """The `plots` rule and the HTML report, on a SYNTHETIC table in a throwaway mini-workflow.
 
-The real end-to-end check (`check_report` on the tiny-config run) lives in tests/test_workflow.py;
+The real end-to-end check (`check_report` on the tiny-config run) is
+tests/test_workflow.py::test_the_report_of_the_real_run_renders;
 this file checks the report mechanics in seconds, without building models or data: a two-rule
 Snakefile in a temporary folder includes the real rules/report.smk and scripts/plots.py, runs the
 `plots` rule on a synthetic WER table, then `check_report` builds the report and opens it in

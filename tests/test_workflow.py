@@ -113,3 +113,17 @@ def test_every_rule_leaves_a_benchmark_with_its_peak_memory(finished_run):
     decode = jobs[jobs["rule"] == "decode"]
     assert len(decode) == 9  # 3 variants x 3 test sets
     assert (decode["max_rss_mb"] > 200).all()  # torch, the model and the audio: far above an empty interpreter
+
+
+def test_the_report_of_the_real_run_renders(finished_run):
+    """The end-to-end report check: `snakemake --report` on the finished tiny-config run (real
+    tiny.en), every plot embedded under "Plots" with the bytes of the file on disk, the report app
+    rendered and every image decoded in headless Chromium (tests/report_screenshot.check_report)."""
+    from conftest import skip_outside_ci
+    from report_screenshot import check_report, chromium_binary
+
+    if chromium_binary() is None:
+        skip_outside_ci("chromium is not installed (apt-get install --no-install-recommends chromium)")
+    report = check_report(finished_run, configfile=TINY)
+    assert report == finished_run / "results" / "report.html"
+    assert report.stat().st_size > 100_000
