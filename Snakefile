@@ -1,5 +1,6 @@
 # asrprune: find where Whisper can be pruned, prune it in one shot, and measure the word error rate.
-#   prepare (model, data) -> sensitivity -> prune (mask sets) -> decode -> score -> aggregate
+#   prepare (model, data) -> sensitivity -> prune (mask sets) -> predict (damage) -> decode -> score
+#   -> aggregate -> claims -> report; one rule file per stage, in this order (export on request)
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -15,10 +16,13 @@ include: "rules/common.smk"
 include: "rules/prepare.smk"
 include: "rules/sensitivity.smk"
 include: "rules/prune.smk"
+include: "rules/predict.smk"
 include: "rules/decode.smk"
 include: "rules/score.smk"
-include: "rules/report.smk"
+include: "rules/aggregate.smk"
 include: "rules/claims.smk"
+include: "rules/report.smk"
+include: "rules/export.smk"
 
 
 rule all:

@@ -57,7 +57,9 @@ CLAIMS = plan.claims_file(config, workflow.basedir)
 def get_final_targets():
     # Intermediates too: Snakemake rebuilds a missing file only when a job that must run asks for
     # it, so a deleted data set would otherwise stay missing while everything downstream exists.
-    return plan.final_targets(config, RESULTS) + plan.intermediate_targets(config, RESULTS)
+    return plan.final_targets(config, RESULTS) + plan.intermediate_targets(
+        config, RESULTS
+    )
 
 
 def res(rule_name):

@@ -42,16 +42,18 @@ rule prepare_dataset:
 rule check_calibration:
     input:
         calib=f"{RESULTS}/data/{CALIB}.parquet",
-        tests=expand(f"{RESULTS}/data/{{dataset}}.parquet", dataset=plan.evaluation_sets(config)),
+        tests=expand(
+            f"{RESULTS}/data/{{dataset}}.parquet", dataset=plan.evaluation_sets(config)
+        ),
     output:
         CALIB_CHECK,
     log:
         f"{RESULTS}/logs/check_calibration.log",
     benchmark:
         f"{RESULTS}/benchmarks/check_calibration.tsv"
+    priority: 50
     conda:
         "../envs/asrprune.yaml"
-    priority: 50
     threads: threads_of("prepare_dataset")
     resources:
         **res("prepare_dataset"),
