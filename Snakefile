@@ -1,6 +1,6 @@
 # asrprune: find where Whisper can be pruned, prune it in one shot, and measure the word error rate.
 #   prepare (model, data) -> sensitivity -> prune (mask sets) -> predict (damage) -> decode -> score
-#   -> aggregate -> claims -> report; one rule file per stage, in this order (export on request)
+#   -> aggregate -> claims (verdicts, findings) -> report; one rule file per stage, in this order (export on request)
 from snakemake.utils import min_version
 
 min_version("9.0")

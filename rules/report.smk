@@ -29,28 +29,3 @@ rule plots:
         **res("aggregate"),
     script:
         "../scripts/plots.py"
-
-
-rule findings:
-    input:
-        claims=f"{RESULTS}/tables/claims.parquet",
-        table=f"{RESULTS}/tables/wer.parquet",
-    output:
-        markdown=f"{FINDINGS}/findings.md",
-        csv=f"{FINDINGS}/findings_claims.csv",
-        effects=f"{FINDINGS}/findings_effects.png",
-    log:
-        f"{RESULTS}/logs/findings.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/findings.tsv"
-    conda:
-        "../envs/asrprune.yaml"
-    threads: threads_of("aggregate")
-    resources:
-        **res("aggregate"),
-    params:
-        benchmarks=f"{RESULTS}/benchmarks",
-        config_hash=plan.config_hash(config),
-        config_name=config.get("name", "config"),
-    script:
-        "../scripts/findings.py"
