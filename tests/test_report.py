@@ -26,6 +26,7 @@ from report_screenshot import (
     png_size,
     report_results,
 )
+from conftest import skip_outside_ci
 from test_plots import synthetic_wer_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,7 +100,7 @@ def make_mini_workflow(root: Path) -> Path:
 @pytest.mark.workflow
 def test_the_plots_rule_and_the_report_render(tmp_path):
     if chromium_binary() is None:
-        pytest.skip("chromium is not installed (apt-get install --no-install-recommends chromium)")
+        skip_outside_ci("chromium is not installed (apt-get install --no-install-recommends chromium)")
     snakefile = make_mini_workflow(tmp_path)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(tmp_path), "--cores", "1"]
     run = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
