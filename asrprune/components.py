@@ -6,8 +6,8 @@ LayerNorm parameter belongs to `layernorm`; every other bias vector belongs to `
 position embeddings belong to `embeddings` (the output projection is tied to the token embedding,
 so pruning `embeddings` prunes the output projection too).
 
-A *target* is `COMPONENT`, `enc`, `dec`, `all` or `token_embedding` (the token embedding alone, tied
-to the output projection), the first four optionally followed by `.LAYERS`, where LAYERS is
+A *target* is `COMPONENT`, `enc`, `dec`, `all`, `token_embedding` (the token embedding alone, tied
+to the output projection) or `all_biases` (every bias, LayerNorm's too), the first four optionally followed by `.LAYERS`, where LAYERS is
 a depth-relative range (`first_half`, `last_half`, `first_third`, `middle_third`, `last_third`,
 `first_quarter`, `last_quarter`) or explicit 1-based inclusive layers `l9-12` / `l3`. Relative ranges
 assign layer i of n to a fraction by its centre (i + 0.5) / n, so `last_third` is layers 9–12 of
@@ -18,6 +18,7 @@ every prunable weight matrix (attention, FFN, and for `enc`/`all` the convolutio
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 COMPONENTS: tuple[str, ...] = (
@@ -44,11 +45,15 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "enc": ("enc_self_attn", "enc_ffn", "conv"),
     "dec": ("dec_self_attn", "dec_cross_attn", "dec_ffn"),
 }
-# Targets that name particular tensors rather than a component: the token embedding alone (the
-# authors' schedule prunes it at 25 % and leaves the position embeddings alone). The output
-# projection is tied to it, so `named_parameters` lists it once; an untied `proj_out` goes with it.
-NAMED_TENSORS: dict[str, tuple[str, ...]] = {
-    "token_embedding": ("model.decoder.embed_tokens.weight", "proj_out.weight"),
+# Targets that name particular tensors rather than a component. `token_embedding`: the token
+# embedding alone (the authors' schedule prunes it at 25 % and leaves the position embeddings alone;
+# the output projection is tied to it, so `named_parameters` lists it once, and an untied `proj_out`
+# goes with it). `all_biases`: every bias vector, LayerNorm betas and convolution biases included,
+# which is what the authors' bias sweep prunes (their `bias.py`: every module's `bias`); the `bias`
+# component leaves LayerNorm to `layernorm`.
+NAMED_TENSORS: dict[str, Callable[[str], bool]] = {
+    "token_embedding": lambda name: name in ("model.decoder.embed_tokens.weight", "proj_out.weight"),
+    "all_biases": lambda name: name.endswith(".bias"),
 }
 RELATIVE_RANGES: dict[str, tuple[float, float]] = {
     "first_half": (0.0, 1 / 2),
@@ -149,7 +154,7 @@ def select_tensors(names: list[str], target: str, n_layers: dict[str, int], allo
     if base in NAMED_TENSORS:
         if layer_range is not None:
             raise ValueError(f"target {target!r}: {base!r} names whole tensors and takes no layer range")
-        chosen = [n for n in names if n in NAMED_TENSORS[base]]
+        chosen = [n for n in names if NAMED_TENSORS[base](n)]
         if not chosen and not allow_empty:
             raise ValueError(f"target {target!r} selects no tensor of this model")
         return chosen

@@ -61,3 +61,17 @@ def test_unknown_targets_are_named_in_the_error(bad):
 def test_explicit_range_beyond_depth_is_refused():
     with pytest.raises(ValueError, match="outside 1..4"):
         layers_in_range("l9-12", 4)
+
+
+def test_named_tensor_targets_select_the_token_embedding_and_every_bias():
+    from conftest import make_tiny_whisper
+
+    names = [n for n, _ in make_tiny_whisper().named_parameters()]
+    layers = {"encoder": 2, "decoder": 2}
+    assert select_tensors(names, "token_embedding", layers) == ["model.decoder.embed_tokens.weight"]
+    biases = select_tensors(names, "all_biases", layers)
+    assert biases == [n for n in names if n.endswith(".bias")]
+    assert "model.encoder.layer_norm.bias" in biases and "model.encoder.conv1.bias" in biases  # the authors' bias.py
+    assert "model.encoder.layers.0.self_attn_layer_norm.weight" not in biases
+    with pytest.raises(ValueError, match="takes no layer range"):
+        select_tensors(names, "all_biases.last_third", layers)
