@@ -114,6 +114,13 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
     calibration = config.get("calibration")
     if isinstance(calibration, dict) and calibration.get("fisher_mode") is True:
         calibration["fisher_mode"] = "true"  # YAML reads a bare `true` as a boolean
+    decoding = config.get("decoding")
+    moved = sorted(k for k in ("encoder_cache", "encoder_cache_mb") if isinstance(decoding, dict) and k in decoding)
+    if moved:
+        raise ConfigError(
+            f"decoding.{moved[0]}: moved to execution.{moved[0]} (it changes how fast the run goes, never a "
+            "number, so it lives apart from the experiment and changing it reruns nothing)"
+        )
     validator = _fill_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
@@ -126,6 +133,15 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
 def _check_references(config: dict[str, Any]) -> None:
     """Cross-field checks: the calibration set exists, no test set is calibration, targets parse."""
     datasets = config["datasets"]
+    if "dataset" not in config["calibration"]:
+        roles = [n for n, spec in datasets.items() if spec.get("role", "test") == "calibration"]
+        if len(roles) != 1:
+            raise ConfigError(
+                "calibration.dataset is not set and "
+                + (f"several datasets have role 'calibration' ({', '.join(roles)})" if roles else "no dataset has role 'calibration'")
+                + ": expected calibration.dataset, or exactly one dataset with role: calibration"
+            )
+        config["calibration"]["dataset"] = roles[0]
     calib = config["calibration"]["dataset"]
     if calib not in datasets:
         raise ConfigError(f"calibration.dataset = {calib!r}: expected one of the datasets {sorted(datasets)}")

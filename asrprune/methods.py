@@ -39,7 +39,6 @@ Methods (`METHODS`):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +50,8 @@ from torch import nn
 from asrprune.components import GROUPS, classify, layers_in_range, parse_target, select_tensors
 from asrprune.damage import magnitude_order_cumsum
 from asrprune.schedules import SCHEDULES, Rate, Schedule, resolve_schedule  # noqa: F401 (re-exported)
+from asrprune.variants import METHODS as DECLARED
+from asrprune.variants import Variant, check_method
 
 Masks = dict[str, torch.Tensor]
 
@@ -67,17 +68,6 @@ class PruneContext:
     schedule: Schedule | None = None
     grid_step: float = 0.05
     notes: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class VariantSpec:
-    """A variant id, parsed: `sparsity` is a fraction; `schedule` names the schedule of `schedule-NAME`,
-    or the one whose pool and pruned count `METHOD-as-NAME` matches (sparsity None)."""
-
-    method: str
-    target: str | None = None
-    sparsity: float | None = None
-    schedule: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,17 +447,15 @@ def allocate_thirds_masks(model: nn.Module, target: str, sparsity: float, contex
 # ---------------------------------------------------------------------------------------------
 # Equal-sparsity comparisons: a method over a schedule's pool, pruning exactly what it prunes
 
-MATCHABLE = {"global", "allocate", "allocate_thirds"}
-
-
 def matched_masks(model: nn.Module, method: str, context: PruneContext) -> Masks:
     """`METHOD-as-NAME`: prune as many weights as schedule NAME does, over the same tensors.
 
     `global` ranks the pool by |w| under one threshold; `allocate` (and `allocate_thirds`) choose
     per-component counts by predicted damage. Only *where* the weights go differs from the schedule.
     """
-    if method not in MATCHABLE:
-        raise ValueError(f"method {method!r} cannot match a schedule's sparsity: expected one of {sorted(MATCHABLE)}")
+    if not check_method(method).matches_schedule:
+        matchable = sorted(k for k, v in DECLARED.items() if v.matches_schedule)
+        raise ValueError(f"method {method!r} cannot match a schedule's sparsity: expected one of {matchable}")
     if not context.schedule:
         raise ValueError(f"method {method!r} matched to a schedule needs context.schedule")
     pool, budget = schedule_pruned_count(model, context.schedule)
@@ -491,23 +479,17 @@ METHODS: dict[str, MethodFn] = {
     "wanda": wanda_masks,
     "random": random_masks,
 }
-NEEDS_FISHER = {"allocate", "allocate_thirds"}
-NEEDS_ACTIVATIONS = {"wanda"}
-NO_SPARSITY = {"baseline", "schedule"}  # methods whose sparsity comes from elsewhere (none, a schedule)
-
-
-def _check_method(method: str) -> None:
-    if method not in METHODS:
-        raise ValueError(f"unknown pruning method {method!r}: expected one of {', '.join(METHODS)}")
+# every declared method has its function, and nothing else does (asrprune.variants declares them)
+assert set(METHODS) == set(DECLARED), sorted(set(METHODS) ^ set(DECLARED))
 
 
 def compute_masks(
     model: nn.Module, method: str, target: str | None, sparsity: float | None, *, context: PruneContext | None = None
 ) -> Masks:
     """Keep-masks (True = keep) of the tensors `method` prunes at `sparsity` (a fraction) of `target`."""
-    _check_method(method)
+    check_method(method)
     context = context or PruneContext()
-    if method not in NO_SPARSITY:
+    if DECLARED[method].takes_sparsity:
         sparsity = _check_sparsity(sparsity)
         if target is None:
             raise ValueError(f"method {method!r} needs a target")
@@ -516,58 +498,9 @@ def compute_masks(
         return METHODS[method](model, target, sparsity, context)
 
 
-def variant_masks(model: nn.Module, spec: VariantSpec, context: PruneContext) -> Masks:
-    """The masks of a parsed variant: `METHOD-as-NAME` through `matched_masks`, the rest `compute_masks`."""
-    if spec.schedule is not None and spec.method != "schedule":
+def variant_masks(model: nn.Module, variant: Variant, context: PruneContext) -> Masks:
+    """The masks of a variant: `METHOD-as-NAME` through `matched_masks`, the rest through `compute_masks`."""
+    if variant.matched:
         with torch.no_grad():
-            return matched_masks(model, spec.method, context)
-    return compute_masks(model, spec.method, spec.target, spec.sparsity, context=context)
-
-
-# ---------------------------------------------------------------------------------------------
-# Variant ids and schedules
-
-_VARIANT_RE = re.compile(r"^(?P<method>[a-z_]+)-(?P<target>.+)-s(?P<pct>\d+)$")
-_MATCHED_RE = re.compile(r"^(?P<method>[a-z_]+)-as-(?P<schedule>[A-Za-z0-9_]+)$")
-
-
-def parse_variant(variant: str) -> VariantSpec:
-    """`baseline`, `schedule-NAME`, `METHOD-as-NAME` or `METHOD-TARGET-sPCT` -> VariantSpec (sparsity as a fraction)."""
-    if variant == "baseline":
-        return VariantSpec("baseline")
-    if variant.startswith("schedule-"):
-        name = variant[len("schedule-") :]
-        if not name:
-            raise ValueError(f"variant {variant!r} names no schedule: expected schedule-NAME, e.g. schedule-authors40")
-        return VariantSpec("schedule", "all", None, name)
-    m = _MATCHED_RE.match(variant)
-    if m:
-        if m["method"] not in MATCHABLE:
-            raise ValueError(f"variant {variant!r}: method {m['method']!r} cannot match a schedule; expected one of {sorted(MATCHABLE)}")
-        return VariantSpec(m["method"], "all", None, m["schedule"])
-    m = _VARIANT_RE.match(variant)
-    if not m:
-        raise ValueError(
-            f"cannot parse variant id {variant!r}: expected 'baseline', 'schedule-NAME', 'METHOD-as-NAME' or "
-            f"'METHOD-TARGET-sPERCENT' such as 'magnitude-dec_self_attn-s50'"
-        )
-    _check_method(m["method"])
-    parse_target(m["target"])
-    pct = int(m["pct"])
-    if not 0 <= pct <= 100:
-        raise ValueError(f"variant {variant!r}: sparsity s{pct} is not a percent in 0..100")
-    return VariantSpec(m["method"], m["target"], pct / 100, None)
-
-
-def variant_id(spec: VariantSpec) -> str:
-    """The readable, stable id of a variant (inverse of parse_variant)."""
-    if spec.method == "baseline":
-        return "baseline"
-    if spec.method == "schedule":
-        return f"schedule-{spec.schedule}"
-    if spec.schedule is not None:
-        return f"{spec.method}-as-{spec.schedule}"
-    pct = spec.sparsity * 100
-    if abs(pct - round(pct)) > 1e-9:
-        raise ValueError(f"variant ids carry whole percents; sparsity {spec.sparsity!r} is not one")
-    return f"{spec.method}-{spec.target}-s{round(pct)}"
+            return matched_masks(model, variant.method, context)
+    return compute_masks(model, variant.method, variant.target, variant.sparsity, context=context)

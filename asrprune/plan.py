@@ -9,82 +9,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from typing import Any
 
-from asrprune.components import parse_target
-from asrprune.schedules import resolve_schedule
-
-BASELINE = "baseline"
-# Methods whose masks read the sensitivity stage or the calibration audio: only these rerun
-# when the calibration settings change.
-NEEDS_FISHER = {"allocate", "allocate_thirds"}
-NEEDS_CALIB = {"wanda"}
-TARGETLESS = {"global": "all", "allocate": "all", "allocate_thirds": "all"}
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One pruned (or unpruned) model: a readable id and how it is made."""
-
-    id: str
-    method: str
-    target: str
-    sparsity: int  # requested percent; 0 for the baseline, a schedule and a matched variant
-    schedule: str | None = None  # `schedule-NAME`, and `METHOD-as-NAME` (matched to NAME's pool and count)
-
-    @property
-    def needs_fisher(self) -> bool:
-        return self.method in NEEDS_FISHER
-
-    @property
-    def needs_calib(self) -> bool:
-        return self.method in NEEDS_CALIB
-
-
-def variant_id(method: str, target: str, sparsity: int, sparsity_of: str | None = None) -> str:
-    """`magnitude-dec_self_attn-s50`, `global-all-s40`, `schedule-authors40`, `global-as-authors40`, `baseline`."""
-    if method == BASELINE:
-        return BASELINE
-    if method == "schedule":
-        return f"schedule-{target}"
-    if sparsity_of is not None:
-        return f"{method}-as-{sparsity_of}"
-    return f"{method}-{target}-s{sparsity}"
+# BASELINE and Variant are re-exported: tables and rules name them through plan
+from asrprune.variants import BASELINE, Variant, by_id, grid  # noqa: F401
 
 
 def variants(config: dict[str, Any]) -> list[Variant]:
-    """Every variant of the grid, the baseline first, without duplicates, in config order."""
-    out = [Variant(BASELINE, BASELINE, "none", 0)]
-    for entry in config["pruning"]["grid"]:
-        method = entry["method"]
-        if method == "schedule":
-            for name in entry["schedules"]:
-                resolve_schedule(name, config["pruning"].get("schedules"))  # a named error before any job
-                out.append(Variant(variant_id("schedule", name, 0), "schedule", name, 0, name))
-            continue
-        if entry.get("sparsity_of"):
-            name = entry["sparsity_of"]
-            resolve_schedule(name, config["pruning"].get("schedules"))
-            out.append(Variant(variant_id(method, "all", 0, name), method, "all", 0, name))
-            continue
-        targets = entry.get("targets") or [TARGETLESS.get(method, "all")]
-        for target in targets:
-            parse_target(target)
-            for sparsity in entry["sparsities"]:
-                out.append(Variant(variant_id(method, target, int(sparsity)), method, target, int(sparsity)))
-    seen: dict[str, Variant] = {}
-    for v in out:
-        seen.setdefault(v.id, v)
-    return list(seen.values())
+    """Every variant of the grid, the baseline first (asrprune.variants.grid)."""
+    return grid(config)
 
 
 def variant_by_id(config: dict[str, Any], vid: str) -> Variant:
-    """Look a variant id up in the config's grid (a clear error names the unknown id)."""
-    for v in variants(config):
-        if v.id == vid:
-            return v
-    raise ValueError(f"variant {vid!r} is not in the config's pruning grid: expected one of {[v.id for v in variants(config)]}")
+    """Look a variant id up in the config's grid (asrprune.variants.by_id)."""
+    return by_id(config, vid)
 
 
 def evaluation_sets(config: dict[str, Any]) -> list[str]:
@@ -158,19 +96,15 @@ def findings_dir(config: dict[str, Any]) -> str:
     return str((config.get("findings") or {}).get("dir", "results/findings")).rstrip("/")
 
 
-# Decoding settings that change speed, never a transcript: kept out of the decode rule's params
-# so that changing them reruns nothing (the script reads them from the config).
-SPEED_ONLY_DECODING_KEYS = ("backend", "encoder_cache", "encoder_cache_mb")
-
-
 def transcript_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The decoding settings that can change a hypothesis."""
-    return {k: v for k, v in config["decoding"].items() if k not in SPEED_ONLY_DECODING_KEYS}
+    """The decoding settings: every one of them can change a hypothesis, so they are the decode rule's params."""
+    return dict(config["decoding"])
 
 
-def speed_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The decoding settings that only change how fast hypotheses come."""
-    return {k: v for k, v in config["decoding"].items() if k in SPEED_ONLY_DECODING_KEYS}
+def execution_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """How the run executes (encoder cache on or off, its size): read by the decode script at run
+    time, never a rule parameter, so changing them reruns nothing."""
+    return dict(config.get("execution") or {})
 
 
 def grid_targets(config: dict[str, Any]) -> list[str]:
@@ -179,7 +113,7 @@ def grid_targets(config: dict[str, Any]) -> list[str]:
     A decode job turns them into the encoder boundaries worth storing in the encoder cache: each
     variant changes only tensors inside its target, so it resumes at or after the target's boundary.
     """
-    return sorted({v.target for v in variants(config) if v.method not in (BASELINE, "schedule") and v.schedule is None})
+    return sorted({v.target for v in variants(config) if v.method not in (BASELINE, "schedule") and not v.matched})
 
 
 def sort_keys(value: Any) -> Any:
@@ -224,6 +158,7 @@ def rule_resources(config: dict[str, Any], rule: str) -> dict[str, Any]:
     if rule not in GPU_RULES:
         merged.pop("gpu", None)
         merged.pop("gpu_model", None)
+        merged.pop("gres", None)  # a GPU asked as a generic resource (--gres gpu:1) is a GPU too
     elif not merged.get("gpu"):
         merged.pop("gpu_model", None)
     return {k: v for k, v in merged.items() if v is not None}

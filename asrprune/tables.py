@@ -132,6 +132,7 @@ def build_table(
         row.update(
             normalizer="whisper_english",
             decode_language=str(decoding.get("language", "en")),
+            decode_backend=str(decoding.get("backend", "fast")),
             decode_num_beams=int(decoding.get("num_beams", 1)),
             decode_batch_size=int(decoding.get("batch_size", 8)),
             decode_max_tokens_per_second=float(decoding.get("max_tokens_per_second", 6.0)),

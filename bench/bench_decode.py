@@ -78,7 +78,8 @@ def bench_data(path: Path, n: int) -> Path:
 def variant_model(base, model_dir: Path, variant: str, base_manifest: dict):
     """(model copy with the variant's masks, changed tensor names); masks from results/masks or computed here."""
     from asrprune.masks import apply_masks, check_base, load_mask_set
-    from asrprune.methods import compute_masks, parse_variant
+    from asrprune.methods import compute_masks
+    from asrprune.variants import Variant
 
     model = copy.deepcopy(base)
     mask_dir = REPO / "results" / "masks" / base_manifest["name"] / variant
@@ -86,7 +87,7 @@ def variant_model(base, model_dir: Path, variant: str, base_manifest: dict):
         masks, manifest = load_mask_set(mask_dir)
         check_base(manifest, base_manifest)
     else:
-        spec = parse_variant(variant)
+        spec = Variant.parse(variant)
         if spec.method == "baseline":
             return model, []
         masks = compute_masks(model, spec.method, spec.target, spec.sparsity)

@@ -87,7 +87,7 @@ def get_prune_input(wildcards):
     inputs = {"model": f"{RESULTS}/models/{wildcards.model}"}
     if variant.needs_fisher:
         inputs["fisher"] = f"{RESULTS}/sensitivity/{wildcards.model}/fisher.safetensors"
-    if variant.needs_calib:
+    if variant.needs_activations:
         inputs["calib"] = f"{RESULTS}/data/{CALIB}.parquet"
         # tune only on a calibration set checked apart from the test sets (ancient: a test set's
         # change reruns the check, not this job)
@@ -101,13 +101,13 @@ def get_prune_params(wildcards):
     params = {
         "method": variant.method,
         "target": variant.target,
-        "sparsity": variant.sparsity,
+        "sparsity": variant.percent,
     }
     params["seed"] = config["pruning"]["seed"]
     if variant.schedule is not None:
         # a schedule, or a variant matched to one: the schedule's definition decides the masks
         params["schedules"] = config["pruning"].get("schedules", {})
-    if variant.needs_calib:
+    if variant.needs_activations:
         calibration = config["calibration"]
         params["calib_utts"] = calibration["n_utts"]
         params["batch_size"] = calibration["batch_size"]

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from asrprune import masks, methods
 from asrprune.activations import calibration_norms
 from asrprune.models import load_model
+from asrprune.variants import Variant
 
 from asrprune.runtime import setup_script
 
@@ -19,13 +20,13 @@ params = dict(getattr(smk.params, "prune", None) or smk.params.items())
 
 model, processor = load_model(smk.input.model)
 base_manifest = json.loads((Path(smk.input.model) / "manifest.json").read_text())
-spec = methods.parse_variant(smk.wildcards.variant)
+spec = Variant.parse(smk.wildcards.variant)
 context = methods.PruneContext(seed=int(params.get("seed", 0)))
 if spec.schedule is not None:
     context.schedule = methods.resolve_schedule(spec.schedule, params.get("schedules"))
-if spec.method in methods.NEEDS_FISHER:
+if spec.needs_fisher:
     context.fisher = load_file(smk.input.fisher)
-if spec.method in methods.NEEDS_ACTIVATIONS:
+if spec.needs_activations:
     names = methods.target_tensors(model, spec.target)
     # the calibration seed picks the same utterances as the sensitivity stage's Fisher
     calib_seed = params.get("calib_seed", smk.config.get("calibration", {}).get("seed", 0))

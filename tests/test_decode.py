@@ -208,12 +208,13 @@ def test_real_fast_equals_generate_on_every_default_utterance(tiny_en, default_t
     from asrprune.batches import read_split
     from asrprune.decode import batch_chunks, chunk_features, loop_constants
     from asrprune.masks import apply_masks
-    from asrprune.methods import compute_masks, parse_variant
+    from asrprune.methods import compute_masks
+    from asrprune.variants import Variant
 
     base, processor, prompt = tiny_en
     variants = {}
     for vid in FULL_SET_VARIANTS:
-        spec = parse_variant(vid)
+        spec = Variant.parse(vid)
         model = base if spec.method == "baseline" else copy.deepcopy(base)
         if model is not base:
             apply_masks(model, compute_masks(model, spec.method, spec.target, spec.sparsity))

@@ -7,7 +7,8 @@ import torch.nn.utils.prune as tprune
 from asrprune import methods
 from asrprune.activations import input_activation_norms
 from asrprune.batches import IGNORE_INDEX, Batch
-from asrprune.methods import PruneContext, VariantSpec, compute_masks, parse_variant, variant_id
+from asrprune.methods import PruneContext, compute_masks
+from asrprune.variants import Variant
 from conftest import make_tiny_whisper
 
 
@@ -324,34 +325,34 @@ def test_embeddings_prune_the_tied_output_projection(tiny_whisper):
 @pytest.mark.parametrize(
     "vid,spec",
     [
-        ("baseline", VariantSpec("baseline")),
-        ("magnitude-dec_self_attn-s50", VariantSpec("magnitude", "dec_self_attn", 0.5)),
-        ("global-all-s40", VariantSpec("global", "all", 0.4)),
-        ("allocate-all-s40", VariantSpec("allocate", "all", 0.4)),
-        ("wanda-dec_self_attn-s50", VariantSpec("wanda", "dec_self_attn", 0.5)),
-        ("magnitude-enc.l9-12-s50", VariantSpec("magnitude", "enc.l9-12", 0.5)),
-        ("uniform-enc_ffn.last_third-s7", VariantSpec("uniform", "enc_ffn.last_third", 0.07)),
-        ("schedule-authors40", VariantSpec("schedule", "all", None, "authors40")),
-        ("global-as-authors40", VariantSpec("global", "all", None, "authors40")),
-        ("allocate-as-paper_text", VariantSpec("allocate", "all", None, "paper_text")),
+        ("baseline", Variant("baseline")),
+        ("magnitude-dec_self_attn-s50", Variant("magnitude", "dec_self_attn", 0.5)),
+        ("global-all-s40", Variant("global", "all", 0.4)),
+        ("allocate-all-s40", Variant("allocate", "all", 0.4)),
+        ("wanda-dec_self_attn-s50", Variant("wanda", "dec_self_attn", 0.5)),
+        ("magnitude-enc.l9-12-s50", Variant("magnitude", "enc.l9-12", 0.5)),
+        ("uniform-enc_ffn.last_third-s7", Variant("uniform", "enc_ffn.last_third", 0.07)),
+        ("schedule-authors40", Variant("schedule", "all", None, "authors40")),
+        ("global-as-authors40", Variant("global", "all", None, "authors40")),
+        ("allocate-as-paper_text", Variant("allocate", "all", None, "paper_text")),
     ],
 )
 def test_variant_ids_round_trip(vid, spec):
-    assert parse_variant(vid) == spec
-    assert variant_id(spec) == vid
+    assert Variant.parse(vid) == spec
+    assert spec.id == vid
 
 
 def test_every_percent_round_trips():
     for pct in range(101):
         vid = f"magnitude-dec_ffn-s{pct}"
-        assert variant_id(parse_variant(vid)) == vid
+        assert Variant.parse(vid).id == vid
 
 
 @pytest.mark.parametrize("vid,needle", [("prune-all-s40", "prune"), ("magnitude-dec_selfattn-s50", "dec_selfattn"),
                                         ("magnitude-all", "cannot parse"), ("magnitude-all-s140", "s140")])
 def test_bad_variant_ids_are_named(vid, needle):
     with pytest.raises(ValueError, match=needle):
-        parse_variant(vid)
+        Variant.parse(vid)
 
 
 def test_unknown_method_and_target_name_the_value_and_choices(tiny_whisper):
@@ -407,7 +408,7 @@ def test_matched_variants_prune_the_schedules_pool_and_count(tiny_whisper, metho
     sched_ctx = PruneContext(schedule=schedule)
     sched_masks = compute_masks(tiny_whisper, "schedule", "all", None, context=sched_ctx)
     ctx = PruneContext(schedule=schedule, fisher=random_fisher(tiny_whisper))
-    masks = methods.variant_masks(tiny_whisper, parse_variant(f"{method}-as-authors40"), ctx)
+    masks = methods.variant_masks(tiny_whisper, Variant.parse(f"{method}-as-authors40"), ctx)
     assert set(masks) == set(sched_masks)  # the same tensors ...
     assert n_pruned(masks) == n_pruned(sched_masks) == ctx.notes["matched"]["pruned"]  # ... and the same count
     assert any(not torch.equal(masks[n], sched_masks[n]) for n in masks)  # only where differs
@@ -418,7 +419,7 @@ def test_matched_variants_prune_the_schedules_pool_and_count(tiny_whisper, metho
 
 def test_only_global_and_allocate_can_match_a_schedule():
     with pytest.raises(ValueError, match=r"'magnitude' cannot match"):
-        parse_variant("magnitude-as-authors40")
+        Variant.parse("magnitude-as-authors40")
 
 
 def test_authors40_on_real_tiny_en_prunes_the_count_its_shapes_give(tiny_en_dir):

