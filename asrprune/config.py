@@ -15,6 +15,7 @@ import jsonschema
 import yaml
 
 from asrprune.components import layers_in_range, parse_target, select_tensors
+from asrprune.io import MANIFEST_FILE, read_manifest
 from asrprune.schedules import resolve_schedule
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
@@ -244,10 +245,10 @@ def model_depth(name: str, spec: dict[str, Any], results: str | Path = "results"
     candidates = []
     if spec.get("source") == "local" and spec.get("path"):
         candidates.append((Path(spec["path"]) / "config.json", None))
-    candidates.append((Path(results) / "models" / name / "manifest.json", spec))
+    candidates.append((Path(results) / "models" / name / MANIFEST_FILE, spec))
     for path, must_match in candidates:
         try:
-            data = json.loads(path.read_text())
+            data = read_manifest(path.parent) if path.name == MANIFEST_FILE else json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         if must_match is not None:

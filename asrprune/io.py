@@ -186,3 +186,24 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+MANIFEST_FILE = "manifest.json"
+
+
+def read_manifest(directory: str | os.PathLike, expected: str = "a manifest written by the workflow") -> dict[str, Any]:
+    """The `manifest.json` of a prepared model or a mask set, as a dict.
+
+    The one reader of manifests: a missing file, invalid JSON or a non-object is a named error
+    (`PATH: WHAT; expected EXPECTED`, `expected` saying what should be there), not a bare `json` traceback.
+    """
+    path = Path(directory) / MANIFEST_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; expected {expected}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); expected {expected}") from exc
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path}: holds a JSON {type(manifest).__name__}, not an object; expected {expected}")
+    return manifest

@@ -20,11 +20,10 @@ from torch import nn
 
 from asrprune.components import COMPONENTS, MATRIX_COMPONENTS, classify, select_tensors
 from asrprune.flops import whisper_flops
-from asrprune.io import atomic_dir, sha256_file
+from asrprune.io import MANIFEST_FILE, atomic_dir, read_manifest, sha256_file
 
 FORMAT = "asrprune-bitmask-v1"
 MASKS_FILE = "masks.safetensors"
-MANIFEST_FILE = "manifest.json"
 
 
 def pack_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -162,11 +161,8 @@ def load_mask_set(mask_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
         if not (mask_dir / name).is_file():
             raise FileNotFoundError(f"{mask_dir / name}: no such file; expected a mask set written by the prune rule "
                                     f"({MANIFEST_FILE} + {MASKS_FILE})")
-    try:
-        manifest = json.loads((mask_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{mask_dir / MANIFEST_FILE}: not valid JSON ({exc}); expected a mask-set manifest") from exc
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("tensors"), dict):
+    manifest = read_manifest(mask_dir, "a mask-set manifest")
+    if not isinstance(manifest.get("tensors"), dict):
         raise ValueError(f"{mask_dir / MANIFEST_FILE}: has no 'tensors' mapping; expected a mask-set manifest")
     try:
         packed = load_file(str(mask_dir / MASKS_FILE))

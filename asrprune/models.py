@@ -21,12 +21,11 @@ from typing import Any
 import torch
 
 from asrprune import ct2
-from asrprune.io import atomic_dir, sha256_file, write_json
+from asrprune.io import MANIFEST_FILE, atomic_dir, read_manifest, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "model.safetensors"
-MANIFEST_FILE = "manifest.json"
 _PART = re.compile(r"^model\.bin(?:\.part(\d+))?$")
 
 
@@ -292,6 +291,11 @@ def prepare_model(name: str, spec: dict[str, Any], out_dir: str | Path) -> dict[
         write_json(manifest, tmp / MANIFEST_FILE)
     log.info("prepared %s: %d parameters, weights %s", name, manifest["n_params"], manifest["weights_sha256"])
     return manifest
+
+
+def read_model_manifest(model_dir: str | Path) -> dict[str, Any]:
+    """The manifest.json of a directory prepare_model wrote (asrprune.io.read_manifest)."""
+    return read_manifest(model_dir, "a model directory written by prepare_model")
 
 
 def configure_generation(model: Any, language: str = "en", task: str = "transcribe") -> None:
