@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.utils.prune as tprune
 
-from asrprune import methods
+from asrprune import allocation, methods
 from asrprune.activations import input_activation_norms
 from asrprune.batches import IGNORE_INDEX, Batch
 from asrprune.methods import PruneContext, compute_masks
@@ -237,7 +237,7 @@ def test_allocate_damage_curve_is_the_damage_of_the_magnitude_masks(tiny_whisper
     fisher = random_fisher(tiny_whisper)
     params = {n: p.detach() for n, p in tiny_whisper.named_parameters()}
     names = methods.target_tensors(tiny_whisper, "dec_ffn")
-    unit = methods.damage_unit(tiny_whisper, "dec_ffn", names, fisher)
+    unit = allocation.damage_unit("dec_ffn", names, methods.parameters(tiny_whisper), fisher)
     assert unit.numel == sum(params[n].numel() for n in names)
     for s in (0.25, 0.5):
         keep = compute_masks(tiny_whisper, "magnitude", "dec_ffn", s)
@@ -369,7 +369,7 @@ def test_unknown_method_and_target_name_the_value_and_choices(tiny_whisper):
 def random_unit(name, numel, rng):
     """A unit with a random non-decreasing damage curve (not necessarily convex)."""
     steps = torch.rand(numel, generator=rng, dtype=torch.float64) ** 3
-    return methods.Unit(name, [name], numel, torch.cat([torch.zeros(1, dtype=torch.float64), steps.cumsum(0)]))
+    return allocation.Unit(name, [name], numel, torch.cat([torch.zeros(1, dtype=torch.float64), steps.cumsum(0)]))
 
 
 def brute_force(units, budget, grid_step):
@@ -379,7 +379,7 @@ def brute_force(units, budget, grid_step):
     best = float("inf")
     for j, filler in enumerate(units):
         others = [u for i, u in enumerate(units) if i != j]
-        for combo in itertools.product(*[methods.grid_counts(u.numel, grid_step) for u in others]):
+        for combo in itertools.product(*[allocation.grid_counts(u.numel, grid_step) for u in others]):
             rest = budget - sum(combo)
             if 0 <= rest <= filler.numel:
                 best = min(best, sum(u.damage(k) for u, k in zip(others, combo)) + filler.damage(rest))
@@ -393,10 +393,10 @@ def test_allocate_counts_is_optimal_against_brute_force(seed):
     units = [random_unit(f"u{i}", int(torch.randint(5, 60, (1,), generator=rng)), rng) for i in range(n_units)]
     budget = int(torch.randint(0, sum(u.numel for u in units) + 1, (1,), generator=rng))
     grid_step = (0.25, 0.2, 0.1)[seed % 3]
-    counts = methods.allocate_counts(units, budget, grid_step)
+    counts = allocation.allocate_counts(units, budget, grid_step)
     assert sum(counts.values()) == budget
     assert all(0 <= counts[u.name] <= u.numel for u in units)
-    off_grid = [u for u in units if counts[u.name] not in methods.grid_counts(u.numel, grid_step)]
+    off_grid = [u for u in units if counts[u.name] not in allocation.grid_counts(u.numel, grid_step)]
     assert len(off_grid) <= 1
     got = sum(u.damage(counts[u.name]) for u in units)
     assert got == pytest.approx(brute_force(units, budget, grid_step), rel=1e-12, abs=1e-12)
