@@ -215,7 +215,7 @@ def test_degradations_are_as_requested(built):
 
 
 def test_pink_noise_has_a_1_over_f_spectrum():
-    from asrprune.datasets.offline import pink_noise
+    from asrprune.datasets.degradations import pink_noise
 
     n = pink_noise(2**16, np.random.default_rng(0))
     p = np.abs(np.fft.rfft(n)) ** 2
