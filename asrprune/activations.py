@@ -11,7 +11,6 @@ Cross-attention keys and values read the encoder output, so they count all frame
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -82,24 +81,3 @@ def input_activation_norms(model: nn.Module, batches: Iterable[Batch], tensor_na
         for h in handles:
             h.remove()
     return {n: s.sqrt().float() for n, s in sums.items()}
-
-
-def calibration_norms(
-    model: nn.Module,
-    processor,
-    calib_path: str | Path,
-    tensor_names: list[str],
-    n_utts: int,
-    batch_size: int,
-    seed: int = 0,
-) -> dict[str, torch.Tensor]:
-    """Activation norms over the calibration utterances: the seeded subset of `n_utts` that the
-    sensitivity stage's Fisher uses too (asrprune.batches.read_calibration, `calibration.seed`)."""
-    from asrprune.batches import iter_batches, read_calibration
-    from asrprune.models import generation_prompt_ids
-
-    df = read_calibration(calib_path, n_utts, seed)
-    batches = iter_batches(
-        df, processor, batch_size, prompt_ids=generation_prompt_ids(model), eos_id=model.config.eos_token_id
-    )
-    return input_activation_norms(model, batches, tensor_names)

@@ -4,19 +4,15 @@ With a diagonal Fisher F (mean over utterances of squared per-utterance gradient
 NLL, see asrprune.sensitivity) the second-order term of the loss change when weight w goes to zero
 is ½ F w²; summed over what a mask removes it predicts the damage in nats per utterance (the
 first-order term is dropped, as in OBD: at a trained optimum its expectation is ~0).
+The predict_damage stage (asrprune.stages.predict_damage) reads the weights, the Fisher and the mask
+sets and writes predicted.parquet; nothing here touches a file.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
-import pandas as pd
 import torch
-
-log = logging.getLogger(__name__)
 
 PREDICTED_COLUMNS = ["model", "variant", "method", "target", "sparsity", "predicted_damage", "n_pruned"]
 
@@ -87,28 +83,18 @@ def magnitude_damage_curve(
     return out
 
 
-def _model_name(model_dir: Path) -> str:
-    manifest = model_dir / "manifest.json"
-    if manifest.is_file():
-        return str(json.loads(manifest.read_text()).get("name") or model_dir.name)
-    return model_dir.name
-
-
 TIED = {"proj_out.weight": "model.decoder.embed_tokens.weight"}
 
 
-def _weights_by_name(model_dir: Path) -> dict[str, torch.Tensor]:
-    """The float32 weights of a prepared model directory, tied aliases included (no model built)."""
-    from safetensors.torch import load_file
-
-    weights = load_file(str(model_dir / "model.safetensors"))
+def with_tied_aliases(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`weights` (a checkpoint's tensors by name) with each tied alias added under its own name too."""
     for alias, canonical in TIED.items():
         if alias not in weights and canonical in weights:
             weights[alias] = weights[canonical]
     return weights
 
 
-def _merge_aliases(removed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def merge_aliases(removed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Masks naming both a tied alias and its canonical tensor count each weight once (their union)."""
     out = dict(removed)
     for alias, canonical in TIED.items():
@@ -116,37 +102,3 @@ def _merge_aliases(removed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             rm = out.pop(alias)
             out[canonical] = out[canonical] | rm if canonical in out else rm
     return out
-
-
-def run_predict(model_dir: str | Path, fisher_path: str | Path, mask_dirs: Sequence[str | Path], out_path: str | Path) -> pd.DataFrame:
-    """Predicted damage of every mask set → predicted.parquet (columns PREDICTED_COLUMNS); returns the table."""
-    from safetensors.torch import load_file
-
-    from asrprune.io import write_parquet
-    from asrprune.masks import load_mask_set
-
-    model_dir = Path(model_dir)
-    weights = _weights_by_name(model_dir)
-    fisher = load_file(str(fisher_path))
-    name = _model_name(model_dir)
-    rows = []
-    for d in mask_dirs:
-        keep, manifest = load_mask_set(d)
-        removed = _merge_aliases({n: ~m for n, m in keep.items()})
-        rows.append(
-            {
-                "model": name,
-                "variant": manifest.get("variant") or Path(d).name,
-                "method": manifest.get("method"),
-                "target": manifest.get("target"),
-                "sparsity": manifest.get("sparsity_requested"),
-                "predicted_damage": predicted_damage(fisher, weights, removed),
-                "n_pruned": int(sum(int(r.sum()) for r in removed.values())),
-            }
-        )
-        log.info("%s: predicted damage %.6g over %d pruned weights", rows[-1]["variant"], rows[-1]["predicted_damage"], rows[-1]["n_pruned"])
-    table = pd.DataFrame(rows, columns=PREDICTED_COLUMNS)
-    table["sparsity"] = pd.to_numeric(table["sparsity"], errors="coerce").astype("float64")
-    table = table.sort_values(["variant"], kind="stable").reset_index(drop=True)
-    write_parquet(table, out_path, metadata={"damage": {"formula": "0.5 * sum(F * w^2) over pruned weights", "fisher": str(fisher_path)}})
-    return table

@@ -1,19 +1,15 @@
 """The findings document: claims.parquet (and the run's benchmark files) -> docs/findings.md, a CSV and a plot.
 
 Everything in the document is computed from the tables, never written by hand; running the study
-again regenerates it identically except the "Wall time" section.
+again regenerates it identically except the "Wall time" section. The findings stage
+(asrprune.stages.findings) reads the tables and the benchmark files and writes the three outputs.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import pandas as pd
-
-from asrprune.usage import read_benchmarks
 
 TIMING_HEADING = "## Wall time"
 
@@ -109,36 +105,32 @@ def timing_markdown(benchmarks: pd.DataFrame, models: list[str]) -> str:
     return "\n".join(lines)
 
 
-def elapsed_minutes(benchmarks_dir: str | Path) -> float:
-    """Wall-clock span of a run: from the earliest job start (file time minus its seconds) to the last end."""
-    starts, ends = [], []
-    for path in Path(benchmarks_dir).rglob("*.tsv"):
-        seconds = float(pd.read_csv(path, sep="\t").iloc[-1]["s"])
-        ends.append(path.stat().st_mtime)
-        starts.append(path.stat().st_mtime - seconds)
-    if not ends:
-        raise ValueError(f"{benchmarks_dir}: no benchmark files")
-    return (max(ends) - min(starts)) / 60
+def claim_models(claims: pd.DataFrame) -> list[str]:
+    """The models of the claims table, smallest name first (tiny.en before base)."""
+    return sorted(claims["model"].unique(), key=lambda m: (len(m), m)) if len(claims) else []
 
 
-def write_findings(
-    claims_path: str | Path,
-    wer_path: str | Path,
-    benchmarks_dir: str | Path,
-    out_md: str | Path,
-    out_csv: str | Path,
-    out_png: str | Path,
-    *,
-    config_hash: str,
-    config_name: str,
+def timing_lines(benchmarks: pd.DataFrame, span_minutes: float, models: list[str]) -> list[str]:
+    """The "Wall time" section's body: job time per rule and model, and the run's elapsed time."""
+    return [
+        timing_markdown(benchmarks, models),
+        "",
+        f"Elapsed from the first job's start to the last job's end (benchmark file times): {span_minutes:.0f} min "
+        "on 2 cores. Jobs of a run resumed after a stop count their own time only.",
+        "",
+    ]
+
+
+def no_timing_lines(error: Exception) -> list[str]:
+    """The "Wall time" section's body when the run left no benchmark files."""
+    return [f"No benchmark files: {error}", ""]
+
+
+def findings_markdown(
+    claims: pd.DataFrame, wer: pd.DataFrame, timing: list[str], *, config_hash: str, config_name: str
 ) -> str:
-    """Write the findings document, the claims CSV beside it and the effect-vs-model-size plot."""
-    from asrprune.io import atomic_path
-    from asrprune.plots import plot_effect_vs_model_size
-
-    claims = pd.read_parquet(claims_path)
-    wer = pd.read_parquet(wer_path)
-    models = sorted(claims["model"].unique(), key=lambda m: (len(m), m)) if len(claims) else []
+    """The findings document from the claims table, the WER table and the lines of its "Wall time" section."""
+    models = claim_models(claims)
     versions = json.loads(wer["versions"].iloc[0]) if len(wer) else {}
     protocol = wer.iloc[0] if len(wer) else None
     parts: list[str] = [
@@ -167,17 +159,15 @@ def write_findings(
             f"{r.model} {r.dataset} {100 * r.wer:.2f} % ({r.n_ref_words} words)" for r in baselines.itertuples()) + ".", ""]
     parts += ["![effect against model size](findings_effects.png)", ""]
     parts += [TIMING_HEADING, ""]
-    try:
-        parts += [timing_markdown(read_benchmarks(benchmarks_dir), models), ""]
-        span = elapsed_minutes(benchmarks_dir)
-        parts += [f"Elapsed from the first job's start to the last job's end (benchmark file times): {span:.0f} min "
-                  "on 2 cores. Jobs of a run resumed after a stop count their own time only.", ""]
-    except (FileNotFoundError, ValueError) as error:
-        parts += [f"No benchmark files: {error}", ""]
-    text = "\n".join(parts)
-    with atomic_path(out_md) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
-    with atomic_path(out_csv) as tmp:
-        claims.drop(columns=["sentence"]).to_csv(tmp, index=False, float_format="%.6g")
-    plot_effect_vs_model_size(claims, out_png)
-    return text
+    parts += timing
+    return "\n".join(parts)
+
+
+def __getattr__(name: str):
+    """`write_findings` moved to the findings stage (asrprune.stages.findings); the old name stays
+    importable here until its last caller (tests/test_claims.py) imports it from there."""
+    if name in ("write_findings", "elapsed_minutes"):
+        from asrprune.stages import findings as stage
+
+        return getattr(stage, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

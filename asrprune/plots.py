@@ -1,4 +1,5 @@
-"""Figures for the paper and the Snakemake report, drawn from the WER table (results/tables/wer.parquet).
+"""Figures for the paper and the Snakemake report, drawn from the WER table (results/tables/wer.parquet),
+the claims table and the sensitivity rollup.
 
 Every figure is a PNG written atomically; the same table gives the same bytes (fixed style, no
 timestamp or software version in the PNG metadata). Error rates in the table are fractions; the
@@ -19,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from asrprune.components import COMPONENTS  # noqa: E402
 from asrprune.io import atomic_path  # noqa: E402
 from asrprune.plan import BASELINE  # noqa: E402
 
@@ -357,23 +359,6 @@ def plot_predicted_vs_measured(
         return _save(fig, out_png)
 
 
-def plot_all(
-    table_path: str | os.PathLike,
-    correlation_path: str | os.PathLike | None,
-    wer_vs_sparsity: str | os.PathLike,
-    delta_wer: str | os.PathLike,
-    predicted_vs_measured: str | os.PathLike,
-) -> list[Path]:
-    """The three report figures from the table files (the Snakemake rule's entry point)."""
-    table = pd.read_parquet(table_path)
-    correlation = pd.read_parquet(correlation_path) if correlation_path else None
-    return [
-        plot_wer_vs_sparsity(table, wer_vs_sparsity),
-        plot_delta_bars(table, delta_wer),
-        plot_predicted_vs_measured(table, predicted_vs_measured, correlation),
-    ]
-
-
 VERDICT_COLORS = {"supported": "#1b7837", "contradicted": "#b2182b", "inconclusive": "#7f7f7f"}
 
 
@@ -455,3 +440,62 @@ def plot_effect_vs_model_size(claims: pd.DataFrame, out_png: str | os.PathLike) 
         fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
         fig.suptitle(title, fontsize=11)
         return _save(fig, out_png)
+
+
+# --------------------------------------------------------------------------------------------------
+# The sensitivity stage's heatmap, drawn from its component rollup
+
+
+def _heatmap_grid(rollup: pd.DataFrame, score: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """Rows = component (and side where a component spans both), columns = layer 1..L plus '—' (outside blocks)."""
+    rows: list[tuple[str, str]] = []
+    for comp in COMPONENTS:
+        sides = [s for s in ("encoder", "decoder", "shared") if ((rollup["component"] == comp) & (rollup["side"] == s)).any()]
+        rows += [(comp, s) for s in sides]
+    n_layers = int(rollup["layer"].max()) + 1 if len(rollup) else 0
+    has_outside = bool((rollup["layer"] < 0).any())
+    cols = [str(i + 1) for i in range(n_layers)] + (["—"] if has_outside else [])
+    grid = np.full((len(rows), len(cols)), np.nan)
+    for r, (comp, side) in enumerate(rows):
+        sel = rollup[(rollup["component"] == comp) & (rollup["side"] == side)]
+        for _, row in sel.iterrows():
+            c = len(cols) - 1 if row["layer"] < 0 else int(row["layer"])
+            grid[r, c] = row[score]
+    spans = {c for c, _ in rows if sum(1 for cc, _ in rows if cc == c) > 1}
+    labels = [f"{c} ({s[:3]})" if c in spans or c in ("layernorm", "bias") else c for c, s in rows]
+    return grid, labels, cols
+
+
+def plot_sensitivity_heatmap(
+    rollup: pd.DataFrame, path_png: str | os.PathLike, score: str | tuple[str, ...] | None = None
+) -> None:
+    """Layer × component heatmap of a sensitivity rollup (asrprune.sensitivity.component_rollup), one
+    panel per score (default: asrprune.sensitivity.SCORES), log colour scale; written atomically."""
+    from matplotlib.colors import LogNorm
+
+    if score is None:
+        from asrprune.sensitivity import SCORES as score
+    scores = (score,) if isinstance(score, str) else tuple(score)
+    titles = {
+        "grad_score": "Taylor |w·∂L/∂w| (mean per weight)",
+        "fisher_per_weight": "Fisher per weight",
+        "fisher": "Fisher (sum over tensor)",
+    }
+    with plt.style.context("default"):
+        fig, axes = plt.subplots(1, len(scores), figsize=(5.2 * len(scores), 4.8), squeeze=False)
+        for ax, s in zip(axes[0], scores):
+            grid, ylabels, xlabels = _heatmap_grid(rollup, s)
+            pos = grid[np.isfinite(grid) & (grid > 0)]
+            norm = LogNorm(vmin=pos.min(), vmax=pos.max()) if pos.size and pos.min() < pos.max() else None
+            # zeros cannot sit on a log scale: shown blank, like cells with no tensor
+            shown = np.ma.masked_where(~np.isfinite(grid) | (grid <= 0), grid)
+            im = ax.imshow(shown, aspect="auto", cmap="viridis", norm=norm, interpolation="nearest")
+            ax.set_xticks(range(len(xlabels)), xlabels)
+            ax.set_yticks(range(len(ylabels)), ylabels)
+            ax.set_xlabel("layer (— = outside the blocks)")
+            ax.set_title(titles.get(s, s), fontsize=10)
+            fig.colorbar(im, ax=ax, shrink=0.85)
+        fig.tight_layout()
+        with atomic_path(path_png) as tmp:
+            fig.savefig(tmp, format="png", dpi=120, metadata={"Software": None})
+        plt.close(fig)

@@ -14,7 +14,7 @@ Labels: `fisher_mode="empirical"` uses the batch's labels (the reference transcr
 greedy transcript with `label_source="greedy"`); `fisher_mode="true"` samples each utterance's labels
 ancestrally from the model itself (teacher-forced on the sampled prefix, seeded per utterance), at
 most as many tokens as the empirical labels have, stopping after end-of-transcript. The forced prompt
-(start-of-transcript, language, task, no-timestamps) and padding are never labels.
+(start-of-transcript, language, task, no-timestamps) and padding are never labels (asrprune.labels).
 
 Per-sample gradients: `method="loop"` runs one forward+backward per utterance, trimmed to its own
 length; `method="vmap"` uses `torch.func` (functional_call + vmap(grad)) over chunks of utterances.
@@ -23,6 +23,9 @@ Both are exact. Measured with bench/bench_fisher.py on tiny.en (CPU time, 1 thre
 already fills the cores at batch 1, so what the loop adds is squaring and accumulating 38M gradient
 entries per utterance (~5 %). vmap costs 1.4-1.7x (no batching rule for CPU scaled-dot-product
 attention, and all per-sample gradients of a chunk live at once); the loop is the default.
+
+No file is read or written here: the sensitivity stage (asrprune.stages.sensitivity) loads the model
+and the calibration split and writes the tables, the Fisher and the heatmap (asrprune.plots).
 """
 
 from __future__ import annotations
@@ -30,18 +33,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-import time
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-import numpy as np
+
 import pandas as pd
 import torch
 from torch import nn
 
 from asrprune.batches import IGNORE_INDEX, Batch, select_utterances  # noqa: F401 (select_utterances: re-exported)
 from asrprune.components import COMPONENTS, classify
+from asrprune.labels import check_labels, eos_ids, utterance_targets
 
 log = logging.getLogger(__name__)
 
@@ -67,131 +69,6 @@ class SensitivityResult:
     fisher_mode: str = "empirical"
     label_source: str = "reference"
     method: str = "loop"
-
-
-# --------------------------------------------------------------------------------------------
-# Labels
-# --------------------------------------------------------------------------------------------
-
-
-def _eos_ids(model: nn.Module) -> set[int]:
-    """End-of-transcript id(s), from the generation config when it has them."""
-    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if eos is None:
-        eos = model.config.eos_token_id
-    return {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])}
-
-
-def check_labels(model: nn.Module, batch: Batch) -> None:
-    """Refuse labels that are not the decoder inputs shifted left (start-of-transcript as a label)."""
-    if batch.decoder_input_ids is None or batch.labels is None:
-        raise ValueError("sensitivity needs batches with decoder_input_ids and labels (iter_batches with prompt_ids)")
-    if batch.labels.shape != batch.decoder_input_ids.shape:
-        raise ValueError(f"labels {tuple(batch.labels.shape)} and decoder inputs {tuple(batch.decoder_input_ids.shape)} differ in shape")
-    sot = model.config.decoder_start_token_id
-    if (batch.labels == sot).any():
-        raise ValueError(
-            f"labels contain the start-of-transcript token {sot}: labels must be the decoder inputs shifted "
-            "left, with the forced prompt set to IGNORE_INDEX (see asrprune.batches.encode_targets)"
-        )
-    if ((batch.labels != IGNORE_INDEX).sum(1) == 0).any():
-        raise ValueError("an utterance has no label position; it cannot contribute a gradient")
-
-
-def _label_span(labels: torch.Tensor) -> tuple[int, int]:
-    """First and one-past-last label position of one row."""
-    pos = torch.nonzero(labels != IGNORE_INDEX).flatten()
-    return int(pos[0]), int(pos[-1]) + 1
-
-
-@torch.no_grad()
-def generate_labels(
-    model: nn.Module,
-    encoder_hidden: torch.Tensor,
-    prefix: torch.Tensor,
-    max_tokens: int,
-    *,
-    generator: torch.Generator | None,
-) -> list[int]:
-    """Continue `prefix` (1-D forced prompt) for one utterance: sampled with `generator`, greedy without.
-
-    Stops after an end-of-transcript token (kept) or after `max_tokens` tokens. Sampling is from the
-    full softmax (no token suppression): the true Fisher is over the model's own distribution.
-    """
-    eos = _eos_ids(model)
-    out = model(encoder_outputs=(encoder_hidden,), decoder_input_ids=prefix[None], use_cache=True)
-    cache, tokens = out.cache, []
-    logits = out.logits[0, -1]
-    with _one_cpu_thread():
-        for _ in range(max_tokens):
-            if generator is None:
-                tok = int(torch.argmax(logits))
-            else:
-                probs = torch.softmax(logits.double(), dim=-1).cpu()
-                tok = int(torch.multinomial(probs, 1, generator=generator))
-            tokens.append(tok)
-            if tok in eos or len(tokens) == max_tokens:
-                break
-            step = torch.tensor([[tok]], dtype=prefix.dtype, device=prefix.device)
-            out = model(encoder_outputs=(encoder_hidden,), decoder_input_ids=step, cache=cache, use_cache=True)
-            cache, logits = out.cache, out.logits[0, -1]
-    return tokens
-
-
-@contextlib.contextmanager
-def _one_cpu_thread() -> Iterator[None]:
-    """Run one-token decoder steps on one intra-op thread.
-
-    Their ops are tiny, and on a loaded machine every multi-threaded op waits for a descheduled
-    worker: measured ~10 ms per op with 2 threads on 2 busy cores, 0.1-0.5 s per token.
-    """
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
-def _greedy_limit(model: nn.Module, duration_s: float, n_prompt: int) -> int:
-    """Token budget for greedy pseudo-labels: the decode stage's duration-scaled limit."""
-    from asrprune.decode import DecodeSettings, token_limit
-
-    return token_limit(duration_s, DecodeSettings(), model.config.max_target_positions - n_prompt)
-
-
-def utterance_targets(
-    model: nn.Module,
-    decoder_input_ids: torch.Tensor,
-    labels: torch.Tensor,
-    encoder_hidden: torch.Tensor | None,
-    *,
-    fisher_mode: str,
-    label_source: str,
-    duration_s: float,
-    generator: torch.Generator | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One utterance's (decoder inputs, labels), trimmed to its last label: padding never enters.
-
-    Reference labels are used as given; greedy and true-Fisher labels replace the text after the
-    forced prompt, teacher-forced on the generated prefix.
-    """
-    start, end = _label_span(labels)
-    if fisher_mode == "empirical" and label_source == "reference":
-        return decoder_input_ids[:end], labels[:end]
-    prefix = decoder_input_ids[: start + 1]
-    if label_source == "greedy":
-        budget = _greedy_limit(model, duration_s, start + 1)
-        tokens = generate_labels(model, encoder_hidden, prefix, budget, generator=None)
-        budget = len(tokens)
-    else:
-        budget = end - start  # the reference length caps the sampled transcript
-    if fisher_mode == "true":
-        tokens = generate_labels(model, encoder_hidden, prefix, budget, generator=generator)
-    new = torch.tensor(tokens, dtype=labels.dtype, device=labels.device)
-    inputs = torch.cat([prefix, new[:-1]])
-    lab = torch.cat([torch.full((start,), IGNORE_INDEX, dtype=labels.dtype, device=labels.device), new])
-    return inputs, lab
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,7 +166,7 @@ def _vmap_chunk(
     for j, i in enumerate(rows):
         pairs.append(targets_fn(i, None if enc is None else enc[j : j + 1]))
     width = max(len(p[0]) for p in pairs)
-    eos = min(_eos_ids(model))
+    eos = min(eos_ids(model))
     inputs = torch.full((len(rows), width), eos, dtype=torch.long, device=batch.labels.device)
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long, device=batch.labels.device)
     for j, (inp, lab) in enumerate(pairs):
@@ -373,7 +250,7 @@ def per_utterance_fisher_and_taylor(
 
 
 # --------------------------------------------------------------------------------------------
-# Tables and figure
+# Tables
 # --------------------------------------------------------------------------------------------
 
 
@@ -417,150 +294,3 @@ def component_rollup(df: pd.DataFrame) -> pd.DataFrame:
         g[f"rank_{score}"] = g[score].rank(ascending=False, method="min").astype("int64")
     return g[["component", "side", "layer", "n_tensors", "numel", "grad_score", "fisher", "fisher_per_weight",
               "rank_grad_score", "rank_fisher_per_weight"]]
-
-
-def _heatmap_grid(rollup: pd.DataFrame, score: str) -> tuple[np.ndarray, list[str], list[str]]:
-    """Rows = component (and side where a component spans both), columns = layer 1..L plus '—' (outside blocks)."""
-    rows: list[tuple[str, str]] = []
-    for comp in COMPONENTS:
-        sides = [s for s in ("encoder", "decoder", "shared") if ((rollup["component"] == comp) & (rollup["side"] == s)).any()]
-        rows += [(comp, s) for s in sides]
-    n_layers = int(rollup["layer"].max()) + 1 if len(rollup) else 0
-    has_outside = bool((rollup["layer"] < 0).any())
-    cols = [str(i + 1) for i in range(n_layers)] + (["—"] if has_outside else [])
-    grid = np.full((len(rows), len(cols)), np.nan)
-    for r, (comp, side) in enumerate(rows):
-        sel = rollup[(rollup["component"] == comp) & (rollup["side"] == side)]
-        for _, row in sel.iterrows():
-            c = len(cols) - 1 if row["layer"] < 0 else int(row["layer"])
-            grid[r, c] = row[score]
-    spans = {c for c, _ in rows if sum(1 for cc, _ in rows if cc == c) > 1}
-    labels = [f"{c} ({s[:3]})" if c in spans or c in ("layernorm", "bias") else c for c, s in rows]
-    return grid, labels, cols
-
-
-def heatmap(rollup: pd.DataFrame, path_png: str | Path, score: tuple[str, ...] = SCORES) -> None:
-    """Layer × component heatmap, one panel per score, log colour scale; written atomically (Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
-
-    from asrprune.io import atomic_path
-
-    scores = (score,) if isinstance(score, str) else tuple(score)
-    titles = {
-        "grad_score": "Taylor |w·∂L/∂w| (mean per weight)",
-        "fisher_per_weight": "Fisher per weight",
-        "fisher": "Fisher (sum over tensor)",
-    }
-    with plt.style.context("default"):
-        fig, axes = plt.subplots(1, len(scores), figsize=(5.2 * len(scores), 4.8), squeeze=False)
-        for ax, s in zip(axes[0], scores):
-            grid, ylabels, xlabels = _heatmap_grid(rollup, s)
-            pos = grid[np.isfinite(grid) & (grid > 0)]
-            norm = LogNorm(vmin=pos.min(), vmax=pos.max()) if pos.size and pos.min() < pos.max() else None
-            # zeros cannot sit on a log scale: shown blank, like cells with no tensor
-            shown = np.ma.masked_where(~np.isfinite(grid) | (grid <= 0), grid)
-            im = ax.imshow(shown, aspect="auto", cmap="viridis", norm=norm, interpolation="nearest")
-            ax.set_xticks(range(len(xlabels)), xlabels)
-            ax.set_yticks(range(len(ylabels)), ylabels)
-            ax.set_xlabel("layer (— = outside the blocks)")
-            ax.set_title(titles.get(s, s), fontsize=10)
-            fig.colorbar(im, ax=ax, shrink=0.85)
-        fig.tight_layout()
-        with atomic_path(path_png) as tmp:
-            fig.savefig(tmp, format="png", dpi=120, metadata={"Software": None})
-        plt.close(fig)
-
-
-# --------------------------------------------------------------------------------------------
-# Stage entry point
-# --------------------------------------------------------------------------------------------
-
-
-def save_fisher(fisher: dict[str, torch.Tensor], path: str | Path) -> None:
-    """Per-element Fisher as float32 safetensors, keys = tensor names, written atomically."""
-    from safetensors.torch import save_file
-
-    from asrprune.io import atomic_path
-
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in fisher.items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"content": "diagonal Fisher, mean over utterances of squared per-utterance gradients"})
-
-
-def run_sensitivity(
-    model_dir: str | Path,
-    calib_parquet: str | Path,
-    out_dir: str | Path,
-    *,
-    n_utts: int,
-    batch_size: int,
-    fisher_mode: str = "empirical",
-    seed: int = 0,
-    label_source: str = "reference",
-    method: str = "loop",
-    device: str = "cpu",
-    outputs: dict[str, str | Path] | None = None,
-) -> None:
-    """The sensitivity stage: tensors.parquet, components.parquet, fisher.safetensors, heatmap.png, calibration.json.
-
-    `outputs` overrides single paths (keys tensors, components, fisher, heatmap, calibration);
-    `device` is cpu, cuda or auto (CUDA when present); statistics are float32 either way.
-    """
-    from asrprune.batches import iter_batches, read_calibration
-    from asrprune.io import write_json, write_parquet
-    from asrprune.models import generation_prompt_ids, load_model
-
-    out_dir = Path(out_dir)
-    paths = {k: out_dir / f for k, f in [("tensors", "tensors.parquet"), ("components", "components.parquet"),
-                                          ("fisher", "fisher.safetensors"), ("heatmap", "heatmap.png"),
-                                          ("calibration", "calibration.json")]}
-    paths.update({k: Path(v) for k, v in (outputs or {}).items()})
-    torch.manual_seed(seed)
-    from asrprune.decode import resolve_device
-
-    dev = resolve_device(device)
-    model, processor = load_model(model_dir, device=str(dev))
-    prompt = generation_prompt_ids(model)
-    df = read_calibration(calib_parquet, n_utts, seed)  # the utterances wanda's norms use too
-    if len(df) < n_utts:
-        log.warning("calibration split has %d utterances, fewer than n_utts=%d: using all", len(df), n_utts)
-    batches = iter_batches(df, processor, batch_size, prompt_ids=prompt, eos_id=min(_eos_ids(model)))
-    t0 = time.perf_counter()
-    result = per_utterance_fisher_and_taylor(
-        model, batches, fisher_mode=fisher_mode, label_source=label_source, seed=seed, method=method, total=len(df)
-    )
-    seconds = time.perf_counter() - t0
-    tensors = sensitivity_tables(model, result)
-    rollup = component_rollup(tensors)
-    meta = {"fisher_mode": fisher_mode, "label_source": label_source, "n_utts": result.n_utts, "seed": seed}
-    write_parquet(tensors, paths["tensors"], metadata={"sensitivity": meta})
-    write_parquet(rollup, paths["components"], metadata={"sensitivity": meta})
-    save_fisher(result.fisher, paths["fisher"])
-    heatmap(rollup, paths["heatmap"])
-    write_json(
-        {
-            "n_utts": result.n_utts,
-            "n_utts_requested": n_utts,
-            "batch_size": batch_size,
-            "fisher_mode": fisher_mode,
-            "label_source": label_source,
-            "seed": seed,
-            "method": method,
-            "loss": "sum of token cross-entropies per utterance (sequence NLL); prompt and padding excluded",
-            "n_label_tokens": result.n_label_tokens,
-            "ids": result.ids,
-            "prompt_ids": prompt,
-            "seconds": round(seconds, 3),
-            "seconds_per_utt": round(seconds / max(result.n_utts, 1), 4),
-            "torch_threads": torch.get_num_threads(),
-            "device": str(dev),
-            "model_dir": str(model_dir),
-            "calib": str(calib_parquet),
-        },
-        paths["calibration"],
-    )
-    log.info("sensitivity: %d utterances, %d label tokens, %.1f s", result.n_utts, result.n_label_tokens, seconds)

@@ -20,7 +20,7 @@ method is timed from the FLAC bytes to the text: audio decoding, log-Mel feature
    cache) and by the workflow's path now (fast loop + encoder cache starting empty), batch by batch
    with the three paths rotating.
 3. Peak memory (the process's VmHWM, its maxrss) and wall time of a decode job subprocess
-   (asrprune.pipeline.decode_variant).
+   (asrprune.stages.decode.decode_variant).
 4. Mask-set bytes relative to the full checkpoint, and the encoder cache's disk cost.
 
 Transcripts are compared wherever two methods decode the same model: the fast loop and the cache
@@ -344,7 +344,7 @@ JOB = """
 import sys, time, torch
 sys.path.insert(0, {repo!r})
 torch.set_num_threads({threads})
-from asrprune.pipeline import decode_variant
+from asrprune.stages.decode import decode_variant
 decode_variant({model!r}, {masks!r}, {data!r}, {out!r}, {decoding!r}, cache_dir={cache!r})
 # VmHWM: this process's own peak (ru_maxrss of a child started by a big parent counts the parent's pages)
 print([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")][0])

@@ -1,19 +1,5 @@
-"""Snakemake adapter: every score file into results/tables/wer.parquet (+ CSV twin, damage correlation)."""
+"""Snakemake adapter for the aggregate stage (asrprune.stages.aggregate)."""
 
-from asrprune.runtime import setup_script
+from asrprune.runtime import run_stage
 
-log = setup_script(snakemake.log[0], snakemake.threads)
-
-from asrprune.pipeline import aggregate  # noqa: E402
-
-aggregate(
-    score_paths=list(snakemake.input.scores),
-    mask_dirs=list(snakemake.input.masks),
-    predicted_paths=list(snakemake.input.predicted),
-    out_table=snakemake.output.table,
-    out_csv=snakemake.output.csv,
-    out_correlation=snakemake.output.correlation,
-    scoring=snakemake.params.scoring,
-    decoding=snakemake.params.decoding,
-    config_hash=snakemake.params.config_hash,
-)
+run_stage(snakemake, "aggregate")  # noqa: F821 (injected by Snakemake's `script:` directive)

@@ -1,16 +1,5 @@
-"""Snakemake adapter: the WER table -> results/plots/{wer_vs_sparsity,delta_wer,predicted_vs_measured}.png."""
+"""Snakemake adapter for the plots stage (asrprune.stages.plots)."""
 
-from asrprune.runtime import setup_script
+from asrprune.runtime import run_stage
 
-log = setup_script(snakemake.log[0], snakemake.threads)
-
-from asrprune.plots import plot_all  # noqa: E402
-
-for path in plot_all(
-    table_path=snakemake.input.table,
-    correlation_path=snakemake.input.correlation,
-    wer_vs_sparsity=snakemake.output.wer_vs_sparsity,
-    delta_wer=snakemake.output.delta_wer,
-    predicted_vs_measured=snakemake.output.predicted_vs_measured,
-):
-    log.info("wrote %s", path)
+run_stage(snakemake, "plots")  # noqa: F821 (injected by Snakemake's `script:` directive)

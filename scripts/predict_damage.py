@@ -1,10 +1,5 @@
-"""Snakemake adapter: OBD predicted damage ½ Σ F·w² of every mask set of one model → predicted.parquet."""
+"""Snakemake adapter for the predict_damage stage (asrprune.stages.predict_damage)."""
 
-from asrprune.damage import run_predict
-from asrprune.runtime import setup_script
+from asrprune.runtime import run_stage
 
-smk = snakemake  # noqa: F821 (injected by Snakemake)
-setup_script(smk.log[0], smk.threads)
-masks = smk.input.masks
-mask_dirs = [masks] if isinstance(masks, str) else list(masks)
-run_predict(smk.input.model, smk.input.fisher, mask_dirs, smk.output[0])
+run_stage(snakemake, "predict_damage")  # noqa: F821 (injected by Snakemake's `script:` directive)

@@ -187,7 +187,7 @@ def copy_masks(prepared: dict, tmp: Path) -> Path:
 
 def decode_into(tmp: Path, model: Path, masks: Path, data: Path) -> tuple[Callable[[], object], Path]:
     """What the decode rule runs, with its output under tmp."""
-    from asrprune.pipeline import decode_variant
+    from asrprune.stages.decode import decode_variant
 
     out = tmp / "results/decode/r" / masks.name / "t.parquet"
     return (lambda: decode_variant(str(model), str(masks), str(data), str(out), dict(DECODING))), out

@@ -15,10 +15,10 @@ from asrprune.damage import (
     magnitude_damage_curve,
     predicted_damage,
     predicted_damage_per_tensor,
-    run_predict,
 )
 from asrprune.methods import PruneContext, compute_masks, pooled_masks, target_tensors
-from asrprune.sensitivity import save_fisher
+from asrprune.stages.predict_damage import run_predict
+from asrprune.stages.sensitivity import save_fisher
 from conftest import make_tiny_whisper
 
 

@@ -423,11 +423,12 @@ def test_unknown_source_and_kind(tmp_path):
 ADAPTER_RUNNER = """
 import json, runpy, sys
 from types import SimpleNamespace
+from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, Wildcards
 a = json.loads(sys.argv[1])
-items = list(a["input"].items())
 smk = SimpleNamespace(
-    wildcards=SimpleNamespace(dataset=a["dataset"]), params=SimpleNamespace(spec=a["spec"]),
-    input=SimpleNamespace(items=lambda: iter(items)), output=[a["output"]], log=[a["log"]], threads=1)
+    wildcards=Wildcards(fromdict={"dataset": a["dataset"]}), params=Params(fromdict={"spec": a["spec"]}),
+    input=InputFiles(fromdict=a["input"]), output=OutputFiles([a["output"]]), log=Log([a["log"]]), threads=1,
+    config={})
 runpy.run_path(a["script"], init_globals={"snakemake": smk})
 """
 

@@ -34,4 +34,4 @@ def test_the_sensitivity_rule_passes_the_configured_device():
     assert config["calibration"]["device"] == "auto"
     rule = open(REPO / "rules/sensitivity.smk").read()
     assert 'device=config["calibration"]["device"]' in rule
-    assert "smk.params.device" in open(REPO / "scripts/sensitivity.py").read()
+    assert 'device=str(job.params["device"])' in open(REPO / "asrprune/stages/sensitivity.py").read()

@@ -66,8 +66,8 @@ def test_the_decode_stage_reads_the_masks_not_the_manifests_counts(tmp_path, mon
     import json
 
     from asrprune import masks as M
-    from asrprune import pipeline
     from asrprune.methods import compute_masks
+    from asrprune.stages import decode as decode_stage
     from conftest import make_tiny_whisper
 
     model = make_tiny_whisper()
@@ -96,8 +96,8 @@ def test_the_decode_stage_reads_the_masks_not_the_manifests_counts(tmp_path, mon
     monkeypatch.setattr("asrprune.batches.read_split", lambda p: synthetic_frame(1))
     (tmp_path / "d.parquet").write_bytes(b"x")
     with pytest.raises(RuntimeError, match="stop after"):
-        pipeline.decode_variant(str(model_dir), str(out), str(tmp_path / "d.parquet"), str(tmp_path / "o.parquet"),
-                                {"device": "cpu"}, cache_dir=str(tmp_path / "cache"))
+        decode_stage.decode_variant(str(model_dir), str(out), str(tmp_path / "d.parquet"), str(tmp_path / "o.parquet"),
+                                    {"device": "cpu"}, cache_dir=str(tmp_path / "cache"))
     assert seen["spec"].resume_layer == 1  # the second of 2 blocks, as the masks say
     assert seen["spec"].config_sha256 == "c" * 64  # the base model's config.json hash, from its manifest
 
@@ -439,9 +439,10 @@ def real_mask_sets(tiny_en, tiny_en_dir, tmp_path_factory):
 
 
 def _decode_and_record(monkeypatch, out: Path, **kw) -> tuple[pd.DataFrame, list[tuple[torch.Tensor, torch.Tensor]]]:
-    """asrprune.pipeline.decode_variant (the decode job), recording per batch the encoder states the
+    """asrprune.stages.decode.decode_variant (the decode job), recording per batch the encoder states the
     greedy loop read and the decoder's teacher-forced logits on the tokens it produced."""
-    from asrprune import decode, pipeline
+    from asrprune import decode
+    from asrprune.stages import decode as decode_stage
 
     seen = []
     loop = decode.greedy_decode
@@ -457,7 +458,7 @@ def _decode_and_record(monkeypatch, out: Path, **kw) -> tuple[pd.DataFrame, list
         return tokens
 
     monkeypatch.setattr(decode, "greedy_decode", recording)
-    pipeline.decode_variant(out_path=str(out), **kw)
+    decode_stage.decode_variant(out_path=str(out), **kw)
     monkeypatch.setattr(decode, "greedy_decode", loop)
     return pd.read_parquet(out), seen
 

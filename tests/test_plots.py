@@ -9,7 +9,6 @@ from PIL import Image
 
 from asrprune.plots import (
     PlotInputError,
-    plot_all,
     plot_delta_bars,
     plot_predicted_vs_measured,
     plot_wer_vs_sparsity,
@@ -155,6 +154,7 @@ def test_predicted_damage_of_zero_is_left_off_the_log_axis(tmp_path):
 
 
 def test_plot_all_reads_the_table_files(tmp_path):
+    from asrprune.stages.plots import plot_all
     from asrprune.tables import damage_correlation
 
     table = synthetic_wer_table()

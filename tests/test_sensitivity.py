@@ -10,16 +10,15 @@ import pytest
 import torch
 
 from asrprune.batches import IGNORE_INDEX, Batch, encode_targets
+from asrprune.labels import check_labels, utterance_targets
+from asrprune.plots import plot_sensitivity_heatmap
 from asrprune.sensitivity import (
     TENSOR_COLUMNS,
-    check_labels,
     component_rollup,
-    heatmap,
     per_utterance_fisher_and_taylor,
     select_utterances,
     sensitivity_tables,
     sequence_nll,
-    utterance_targets,
 )
 from conftest import make_tiny_whisper
 
@@ -211,7 +210,7 @@ def test_tables_are_bit_identical_for_the_same_seed(tmp_path):
     sel = t1[(t1["component"] == "dec_ffn") & (t1["layer"] == 1)]
     assert np.isclose(one["grad_score"], (sel["grad_score"] * sel["numel"]).sum() / sel["numel"].sum())
     assert roll["rank_fisher_per_weight"].min() == 1 and roll["rank_grad_score"].min() == 1
-    heatmap(roll, tmp_path / "heatmap.png")
+    plot_sensitivity_heatmap(roll, tmp_path / "heatmap.png")
     assert (tmp_path / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -229,7 +228,7 @@ def test_run_sensitivity_writes_every_output(tmp_path):
 
     from asrprune.audio import encode_flac
     from asrprune.io import write_parquet
-    from asrprune.sensitivity import run_sensitivity
+    from asrprune.stages.sensitivity import run_sensitivity
     from test_models import TINY_EN_VOCAB, _save_random_whisper
 
     model_dir = tmp_path / "model"
@@ -267,7 +266,8 @@ def test_wanda_and_the_fisher_calibrate_on_the_same_utterances(tmp_path, monkeyp
     from asrprune.audio import encode_flac
     from asrprune.io import write_parquet
     from asrprune.models import load_model
-    from asrprune.sensitivity import run_sensitivity
+    from asrprune.stages.prune import calibration_norms
+    from asrprune.stages.sensitivity import run_sensitivity
     from test_models import TINY_EN_VOCAB, _save_random_whisper
 
     model_dir = tmp_path / "model"
@@ -295,7 +295,7 @@ def test_wanda_and_the_fisher_calibrate_on_the_same_utterances(tmp_path, monkeyp
         run_sensitivity(model_dir, calib, out, n_utts=4, batch_size=2, seed=seed)
         fisher_ids = json.loads((out / "calibration.json").read_text())["ids"]
         seen.clear()
-        activations.calibration_norms(model, processor, calib, ["model.decoder.layers.0.fc1.weight"], 4, 2, seed)
+        calibration_norms(model, processor, calib, ["model.decoder.layers.0.fc1.weight"], 4, 2, seed)
         assert sorted(seen) == sorted(fisher_ids) and len(fisher_ids) == 4, seed
         assert sorted(fisher_ids) != [f"c{i:02d}" for i in range(4)]  # not simply the first 4: the seed picks
         if seed == 0:

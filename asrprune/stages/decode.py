@@ -1,17 +1,29 @@
-"""Stage entry points that tie library pieces together: what a script (or a notebook) calls."""
+"""decode: one test set decoded by one variant (the baseline is an empty mask set) -> per-utterance rows."""
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from asrprune.io import atomic_path, write_parquet
+from asrprune.io import write_parquet
+from asrprune.plan import execution_settings, grid_targets
+from asrprune.runtime import Job
 
 log = logging.getLogger(__name__)
+
+
+def run(job: Job) -> None:
+    decode_variant(
+        model_dir=job.input.model,
+        mask_dir=job.input.masks,
+        data_path=job.input.data,
+        out_path=job.output[0],
+        # execution settings (the encoder cache) are read from the config, not params: they rerun nothing
+        decoding={**job.params["decoding"], **execution_settings(job.config)},
+        cache_dir=job.params.get("cache_dir"),
+        # outside the job's params on purpose: which states it also caches never changes its output
+        grid_targets=grid_targets(job.config),
+    )
 
 
 def decode_variant(
@@ -38,12 +50,12 @@ def decode_variant(
     from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary, target_boundaries
     from asrprune.io import sha256_file
     from asrprune.masks import apply_masks, check_base, load_mask_set
-    from asrprune.models import generation_prompt_ids, load_model
+    from asrprune.models import generation_prompt_ids, load_model, read_model_manifest
 
     settings = DecodeSettings.from_config(decoding)
     device = resolve_device(settings.device)
     model, processor = load_model(model_dir)
-    base_manifest = json.loads((Path(model_dir) / "manifest.json").read_text())
+    base_manifest = read_model_manifest(model_dir)
     masks, mask_manifest = load_mask_set(mask_dir)
     check_base(mask_manifest, base_manifest)
     apply_masks(model, masks)
@@ -63,39 +75,3 @@ def decode_variant(
     log.info("decoding %d utterances of %s with %s on %s (%s backend)", len(df), data_path, mask_dir, device, settings.backend)
     decoded = decode_frame(model, processor, generation_prompt_ids(model), df, settings, cache=cache)
     write_parquet(decoded, out_path, metadata={"decoding": decoding, "device": str(device)})
-
-
-def aggregate(
-    score_paths: list[str],
-    mask_dirs: list[str],
-    predicted_paths: list[str],
-    out_table: str,
-    out_csv: str,
-    out_correlation: str,
-    scoring: dict[str, Any],
-    decoding: dict[str, Any],
-    config_hash: str,
-) -> pd.DataFrame:
-    """Build the WER table and the predicted-vs-measured correlation table."""
-    from asrprune.tables import build_table, damage_correlation
-
-    manifests = {}
-    for d in mask_dirs:
-        p = Path(d)
-        manifests[(p.parent.name, p.name)] = json.loads((p / "manifest.json").read_text())
-    predicted = pd.concat([pd.read_parquet(p) for p in predicted_paths]) if predicted_paths else None
-    table = build_table(
-        score_paths,
-        manifests,
-        samples=scoring["bootstrap_samples"],
-        seed=scoring["seed"],
-        decoding=decoding,
-        config_hash=config_hash,
-        predicted=predicted,
-    )
-    write_parquet(table, out_table)
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
-    write_parquet(damage_correlation(table), out_correlation)
-    log.info("wrote %d rows to %s", len(table), out_table)
-    return table

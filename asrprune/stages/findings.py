@@ -1,0 +1,70 @@
+"""findings: claims.parquet -> the findings document, its claims CSV and the effect-vs-size plot (asrprune.findings)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from asrprune.runtime import Job
+
+log = logging.getLogger(__name__)
+
+
+def run(job: Job) -> None:
+    write_findings(
+        job.input.claims,
+        job.input.table,
+        job.params["benchmarks"],
+        job.output.markdown,
+        job.output.csv,
+        job.output.effects,
+        config_hash=job.params["config_hash"],
+        config_name=job.params["config_name"],
+    )
+    log.info("wrote %s", job.output.markdown)
+
+
+def elapsed_minutes(benchmarks_dir: str | Path) -> float:
+    """Wall-clock span of a run: from the earliest job start (file time minus its seconds) to the last end."""
+    starts, ends = [], []
+    for path in Path(benchmarks_dir).rglob("*.tsv"):
+        seconds = float(pd.read_csv(path, sep="\t").iloc[-1]["s"])
+        ends.append(path.stat().st_mtime)
+        starts.append(path.stat().st_mtime - seconds)
+    if not ends:
+        raise ValueError(f"{benchmarks_dir}: no benchmark files")
+    return (max(ends) - min(starts)) / 60
+
+
+def write_findings(
+    claims_path: str | Path,
+    wer_path: str | Path,
+    benchmarks_dir: str | Path,
+    out_md: str | Path,
+    out_csv: str | Path,
+    out_png: str | Path,
+    *,
+    config_hash: str,
+    config_name: str,
+) -> str:
+    """Write the findings document, the claims CSV beside it and the effect-vs-model-size plot."""
+    from asrprune.findings import claim_models, findings_markdown, no_timing_lines, timing_lines
+    from asrprune.io import atomic_path
+    from asrprune.plots import plot_effect_vs_model_size
+    from asrprune.usage import read_benchmarks
+
+    claims = pd.read_parquet(claims_path)
+    wer = pd.read_parquet(wer_path)
+    try:
+        timing = timing_lines(read_benchmarks(benchmarks_dir), elapsed_minutes(benchmarks_dir), claim_models(claims))
+    except (FileNotFoundError, ValueError) as error:
+        timing = no_timing_lines(error)
+    text = findings_markdown(claims, wer, timing, config_hash=config_hash, config_name=config_name)
+    with atomic_path(out_md) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    with atomic_path(out_csv) as tmp:
+        claims.drop(columns=["sentence"]).to_csv(tmp, index=False, float_format="%.6g")
+    plot_effect_vs_model_size(claims, out_png)
+    return text
