@@ -111,6 +111,7 @@ def get_prune_params(wildcards):
         calibration = config["calibration"]
         params["calib_utts"] = calibration["n_utts"]
         params["batch_size"] = calibration["batch_size"]
+        params["calib_seed"] = calibration["seed"]  # the same utterances as the Fisher
     return params
 
 

@@ -195,3 +195,38 @@ def test_the_claims_file_is_found_from_another_working_directory(tmp_path, monke
     (tmp_path / "mine.yaml").write_text("claims: []\n")
     assert plan.claims_file({"claims": "mine.yaml"}, str(REPO)) == "mine.yaml"  # the user's own, where they run
     assert plan.claims_file({"claims": ""}, str(REPO)) == ""
+
+
+def test_the_findings_document_is_made_from_the_table_and_regenerates_identically(tmp_path):
+    from asrprune.findings import TIMING_HEADING
+    from asrprune.stages.findings import write_findings
+
+    data = synthetic(-1)
+    data.update({("m2", v, s): f for (_, v, s), f in synthetic(2, seed=5).items()})
+    table = C.evaluate_claims(claim("improves", datasets=["pool"], decide_on=["pool"]), {"pool": ["a", "b"]}, data,
+                              ["a", "b"], samples=200)
+    claims_path = tmp_path / "claims.parquet"
+    table.to_parquet(claims_path)
+    wer = pd.DataFrame([{"model": "m", "variant": "baseline", "dataset": "a", "wer": 0.1, "n_ref_words": 100,
+                         "versions": '{"torch": "x"}', "decode_num_beams": 1, "decode_batch_size": 8,
+                         "decode_language": "en", "normalizer": "whisper_english"}])
+    wer_path = tmp_path / "wer.parquet"
+    wer.to_parquet(wer_path)
+    bench = tmp_path / "benchmarks" / "decode" / "m" / "v"
+    bench.mkdir(parents=True)
+    (bench / "a.tsv").write_text("s\th:m:s\tmax_rss\tcpu_time\n12.5\t0:00:12\t800\t11.0\n")
+    texts = []
+    for i in range(2):
+        out = tmp_path / f"run{i}"
+        texts.append(write_findings(claims_path, wer_path, tmp_path / "benchmarks", out / "findings.md",
+                                    out / "findings_claims.csv", out / "findings_effects.png",
+                                    config_hash="abc", config_name="study"))
+        assert (out / "findings_effects.png").stat().st_size > 0
+    assert texts[0].split(TIMING_HEADING)[0] == texts[1].split(TIMING_HEADING)[0]
+    text = texts[0]
+    m1 = table[(table["model"] == "m") & table["decides"]].iloc[0]
+    m2 = table[(table["model"] == "m2") & table["decides"]].iloc[0]
+    assert m1["verdict"] == "supported" and m2["verdict"] == "contradicted"
+    assert f"{100 * m1['effect_abs']:+.2f} [{100 * m1['ci_low']:+.2f}, {100 * m1['ci_high']:+.2f}] **supported**" in text
+    assert "**contradicted**" in text and "config hash `abc`" in text
+    assert "| decode | " in text.split(TIMING_HEADING)[1]  # job minutes per rule
