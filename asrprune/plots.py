@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -429,6 +430,7 @@ def plot_effect_vs_model_size(claims: pd.DataFrame, out_png: str | os.PathLike) 
                 ax.plot([244], [float(paper.iloc[0])], marker="*", markersize=11, color="#2166ac", linestyle="")
             ax.axhline(0, color="0.5", linewidth=0.8)
             ax.set_xscale("log")
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # log minor ticks would label 3×10¹ ...
             ax.set_xticks([39, 74, 244], ["39M", "74M", "244M"])
             ax.set_xlim(30, 320)
             ax.set_title(cid)
