@@ -264,13 +264,3 @@ def evaluate_claims(
                              sentence=claim.sentence)
                 rows += out
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
-
-
-def __getattr__(name: str):
-    """`load_claims_file` and `run_claims` moved to the claims stage (asrprune.stages.claims); the old
-    names stay importable here until their last caller (tests/test_claims.py) imports them from there."""
-    if name in ("load_claims_file", "run_claims"):
-        from asrprune.stages import claims as stage
-
-        return getattr(stage, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

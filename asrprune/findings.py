@@ -161,13 +161,3 @@ def findings_markdown(
     parts += [TIMING_HEADING, ""]
     parts += timing
     return "\n".join(parts)
-
-
-def __getattr__(name: str):
-    """`write_findings` moved to the findings stage (asrprune.stages.findings); the old name stays
-    importable here until its last caller (tests/test_claims.py) imports it from there."""
-    if name in ("write_findings", "elapsed_minutes"):
-        from asrprune.stages import findings as stage
-
-        return getattr(stage, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
