@@ -83,6 +83,26 @@ def encode_targets(
     return inputs, labels
 
 
+# The order of decoding and calibration batches: longest first (fewer padded decoder steps, OOM
+# early), ties by id. Part of the encoder-cache key (asrprune.decode_cache): batches must be
+# reproduced exactly.
+BATCH_ORDER = "duration desc, id asc"
+
+
+def batch_chunks(df: pd.DataFrame, batch_size: int, sort_by_length: bool = True) -> list[pd.DataFrame]:
+    """The rows of each batch: in BATCH_ORDER when sorting, else in `df`'s order."""
+    rows = df.sort_values(["duration_s", "id"], ascending=[False, True], kind="stable") if sort_by_length else df
+    return [rows.iloc[s : s + batch_size] for s in range(0, len(rows), batch_size)]
+
+
+def chunk_features(chunk: pd.DataFrame, processor) -> torch.Tensor:
+    """Log-Mel features of one batch's rows."""
+    from asrprune.audio import decode_audio
+
+    audios = [decode_audio(a, name=i) for a, i in zip(chunk["audio"], chunk["id"])]
+    return log_mel(processor.feature_extractor, audios)
+
+
 def iter_batches(
     df: pd.DataFrame,
     processor,
@@ -92,26 +112,16 @@ def iter_batches(
     eos_id: int | None = None,
     sort_by_length: bool = True,
 ) -> Iterator[Batch]:
-    """Yield batches of `df`; longest first when sorting (fewer padded decoder steps, OOM early).
+    """Yield batches of `df` (`batch_chunks`: longest first when sorting).
 
     With `prompt_ids` and `eos_id` the batches carry decoder inputs and labels for a loss.
     """
-    from asrprune.audio import decode_audio
-
-    order = (
-        df.sort_values(["duration_s", "id"], ascending=[False, True], kind="stable").index
-        if sort_by_length
-        else df.index
-    )
-    rows = df.loc[order]
-    for start in range(0, len(rows), batch_size):
-        chunk = rows.iloc[start : start + batch_size]
-        audios = [decode_audio(a, name=i) for a, i in zip(chunk["audio"], chunk["id"])]
+    for chunk in batch_chunks(df, batch_size, sort_by_length):
         batch = Batch(
             ids=list(chunk["id"]),
             texts=list(chunk["text"]),
             durations=[float(d) for d in chunk["duration_s"]],
-            input_features=log_mel(processor.feature_extractor, audios),
+            input_features=chunk_features(chunk, processor),
         )
         if prompt_ids is not None:
             if eos_id is None:

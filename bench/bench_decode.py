@@ -50,7 +50,9 @@ import torch  # noqa: E402
 
 from asrprune.audio import decode_audio  # noqa: E402
 from asrprune.batches import read_split  # noqa: E402
-from asrprune.decode import CacheSpec, DecodeSettings, batch_chunks, decode_frame, token_limit  # noqa: E402
+from asrprune.batches import batch_chunks  # noqa: E402
+from asrprune.decode import DecodeSettings, decode_frame, token_limit  # noqa: E402
+from asrprune.decode_cache import CacheSpec  # noqa: E402
 from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary, target_boundaries  # noqa: E402
 from asrprune.io import sha256_file  # noqa: E402
 from asrprune.models import generation_prompt_ids, load_model  # noqa: E402
@@ -169,7 +171,8 @@ def speed_section(args, base, processor, base_manifest, df, settings) -> list[di
             shutil.rmtree(root, ignore_errors=True)
 
     def encoder_only(chunk, ci):
-        from asrprune.decode import chunk_features, encode
+        from asrprune.batches import chunk_features
+        from asrprune.encoder import encode
 
         with torch.inference_mode():
             encode(base, chunk_features(chunk, processor))

@@ -10,17 +10,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from asrprune.decode import (
-    DecodeSettings,
-    decode_frame,
-    encode,
-    encoder_prefix,
-    encoder_resume,
-    fast_unsupported,
-    generate_tokens,
-    greedy_decode,
-    token_limit,
-)
+from asrprune.decode import DecodeSettings, decode_frame, token_limit
+from asrprune.encoder import encode, encoder_prefix, encoder_resume
+from asrprune.generation import generate_tokens
+from asrprune.greedy import fast_unsupported, greedy_decode
 from conftest import make_tiny_whisper
 
 VOCAB = 80
@@ -205,8 +198,8 @@ def test_real_fast_equals_generate_on_every_default_utterance(tiny_en, default_t
     """
     import copy
 
-    from asrprune.batches import read_split
-    from asrprune.decode import batch_chunks, chunk_features, loop_constants
+    from asrprune.batches import batch_chunks, chunk_features, read_split
+    from asrprune.greedy import loop_constants
     from asrprune.masks import apply_masks
     from asrprune.methods import compute_masks
     from asrprune.variants import Variant

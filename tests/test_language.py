@@ -9,15 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from asrprune.decode import (
-    DecodeSettings,
-    auto_prompts,
-    detect_languages,
-    encode,
-    generate_tokens,
-    greedy_decode,
-    prompt_language,
-)
+from asrprune.decode import DecodeSettings
+from asrprune.encoder import encode
+from asrprune.generation import auto_prompts, detect_languages, generate_tokens, prompt_language
+from asrprune.greedy import greedy_decode
 from conftest import make_tiny_whisper
 
 VOCAB = 80

@@ -46,7 +46,8 @@ def decode_variant(
     import torch
 
     from asrprune.batches import read_split
-    from asrprune.decode import CacheSpec, DecodeSettings, decode_frame, resolve_device
+    from asrprune.decode import DecodeSettings, decode_frame, resolve_device
+    from asrprune.decode_cache import CacheSpec
     from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary, target_boundaries
     from asrprune.io import sha256_file
     from asrprune.masks import apply_masks, check_base, load_mask_set
