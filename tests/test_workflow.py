@@ -84,7 +84,7 @@ def test_adding_a_sparsity_runs_only_the_new_variant(finished_run, tmp_path):
         config["pruning"]["grid"][0]["sparsities"] = [30, 50]
 
     jobs = planned_jobs(finished_run, write_config(tmp_path, "more.yaml", add))
-    assert jobs == Counter(prune=1, decode=3, score=3, predict_damage=1, aggregate=1, plots=1, all=1)
+    assert jobs == Counter(prune=1, decode=3, score=3, predict_damage=1, aggregate=1, claims=1, plots=1, all=1)
 
 
 def test_a_decoding_change_reruns_decoding_not_sensitivity_or_pruning(finished_run, tmp_path):
@@ -92,7 +92,7 @@ def test_a_decoding_change_reruns_decoding_not_sensitivity_or_pruning(finished_r
         config["decoding"]["max_tokens_margin"] = 12
 
     jobs = planned_jobs(finished_run, write_config(tmp_path, "decoding.yaml", margin))
-    assert jobs == Counter(decode=9, score=9, aggregate=1, plots=1, all=1)
+    assert jobs == Counter(decode=9, score=9, aggregate=1, claims=1, plots=1, all=1)
 
 
 def test_a_calibration_change_reruns_sensitivity_and_only_the_methods_that_read_it(finished_run, tmp_path):
@@ -101,7 +101,7 @@ def test_a_calibration_change_reruns_sensitivity_and_only_the_methods_that_read_
 
     jobs = planned_jobs(finished_run, write_config(tmp_path, "calib.yaml", fewer))
     # allocate reads the Fisher; magnitude does not
-    assert jobs == Counter(sensitivity=1, prune=1, predict_damage=1, decode=3, score=3, aggregate=1, plots=1, all=1)
+    assert jobs == Counter(sensitivity=1, prune=1, predict_damage=1, decode=3, score=3, aggregate=1, claims=1, plots=1, all=1)
 
 
 def test_every_rule_leaves_a_benchmark_with_its_peak_memory(finished_run):
