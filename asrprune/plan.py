@@ -125,9 +125,15 @@ def sort_keys(value: Any) -> Any:
     return value
 
 
+# Sections that say how a run executes, never what it computes: left out of the config hash, so
+# changing them reruns no job (the hash is a param of aggregate and findings).
+EXECUTION_SECTIONS = ("execution", "resources")
+
+
 def config_hash(config: dict[str, Any]) -> str:
-    """A short stable hash of the whole config, recorded with every table row."""
-    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    """A short stable hash of the experiment (the config without its execution sections), recorded with every table row."""
+    experiment = {k: v for k, v in config.items() if k not in EXECUTION_SECTIONS}
+    blob = json.dumps(experiment, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
 

@@ -116,3 +116,13 @@ def test_the_encoder_cache_settings_moved_to_execution_are_named():
     config["decoding"]["encoder_cache_mb"] = 100
     with pytest.raises(ConfigError, match=r"decoding.encoder_cache_mb: moved to execution.encoder_cache_mb"):
         validate_config(config)
+
+
+def test_the_config_hash_names_the_experiment_not_how_it_runs():
+    config = _config()
+    before = plan.config_hash(config)
+    config["execution"] = {"encoder_cache_mb": 1}
+    config["resources"] = {"default": {"threads": 8, "gres": "gpu:1"}}
+    assert plan.config_hash(config) == before
+    config["decoding"]["batch_size"] = 3
+    assert plan.config_hash(config) != before
