@@ -14,33 +14,26 @@ from asrprune.encoder import encode
 from asrprune.generation import auto_prompts, detect_languages, generate_tokens, prompt_language
 from asrprune.greedy import greedy_decode
 from conftest import make_tiny_whisper
+from test_decode import EOS, NO_TS, SOT, VOCAB, random_model
 
-VOCAB = 80
-EOS, SOT, NO_TS = VOCAB - 4, VOCAB - 3, VOCAB - 2
 LANGS = {"<|en|>": 60, "<|de|>": 61, "<|fr|>": 62, "<|es|>": 63}
 TASKS = {"transcribe": 70, "translate": 71}
 
 
 def multilingual_model(seed: int):
-    """Random weights, scaled so that outputs depend on the audio, and a multilingual generation config."""
+    """test_decode's lively random model (outputs depend on the audio) with a multilingual generation config."""
     from transformers import GenerationConfig
 
-    model = make_tiny_whisper(seed=seed, vocab_size=VOCAB)
+    model = random_model(seed, lively=True)
     model.generation_config = GenerationConfig(
         decoder_start_token_id=SOT, eos_token_id=EOS, pad_token_id=EOS, bos_token_id=EOS,
         no_timestamps_token_id=NO_TS, is_multilingual=True, lang_to_id=dict(LANGS), task_to_id=dict(TASKS),
         max_length=model.config.max_target_positions, suppress_tokens=[], begin_suppress_tokens=[],
         return_timestamps=False, language=None, task=None, forced_decoder_ids=None,
     )
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 2 and "encoder_attn" in name:
-                p.mul_(30)
-            elif p.dim() == 2 and "decoder.layers" in name and "self_attn" in name:
-                p.mul_(10)
-        # spread the language logits so that rows detect different languages
+    with torch.no_grad():  # spread the language logits so that rows detect different languages
         model.model.decoder.embed_tokens.weight[list(LANGS.values())] *= 20
-    return model.eval()
+    return model
 
 
 def features(batch: int, seed: int) -> torch.Tensor:
