@@ -22,12 +22,12 @@ $(STAMP): Makefile pyproject.toml envs/debian-packages.txt envs/install-debian.s
 
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
-	@echo "WER table: results/tables/wer.parquet (CSV twin: results/tables/wer.csv)"
+	@echo "WER table: results/default/tables/wer.parquet (CSV twin: results/default/tables/wer.csv)"
 
 # The study: every claim of the paper on tiny.en and base; publishes docs/findings.md.
 study: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile config/study.yaml
-	@echo "Findings: docs/findings.md (claims table: results/tables/claims.parquet)"
+	@echo "Findings: docs/findings.md (claims table: results/study/tables/claims.parquet)"
 
 test: setup
 	$(BIN)/python -m pytest
@@ -42,5 +42,6 @@ format: setup
 bench: setup
 	$(BIN)/python bench/bench_fisher.py
 
+# every experiment's results and the shared store
 clean-results:
 	rm -rf results/* .snakemake

@@ -6,7 +6,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The embedded default, unless the run brings its own config: a --configfile is a complete config
+# (the default is not merged under it), and a module deployment passes `config:` (Snakemake then
+# skips this file itself).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 report: "report/workflow.rst"

@@ -131,8 +131,19 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
     return config
 
 
+# results/store/ is the shared store; the other names are the folders of the layout before
+# experiments (results/tables/, ...), recognised as such (asrprune.plan.legacy_outputs).
+RESERVED_NAMES = ("store", "benchmarks", "cache", "checks", "data", "decode", "export", "findings", "logs",
+                  "masks", "models", "plots", "scores", "sensitivity", "tables")
+
+
 def _check_references(config: dict[str, Any]) -> None:
-    """Cross-field checks: the calibration set exists, no test set is calibration, targets parse."""
+    """Cross-field checks: the name is free, the calibration set exists, no test set is calibration, targets parse."""
+    if config["name"] in RESERVED_NAMES:
+        raise ConfigError(
+            f"name = {config['name']!r}: reserved for results/{config['name']}/ of the workflow itself; "
+            "expected another experiment name (e.g. my-study)"
+        )
     datasets = config["datasets"]
     if "dataset" not in config["calibration"]:
         roles = [n for n, spec in datasets.items() if spec.get("role", "test") == "calibration"]
@@ -235,17 +246,18 @@ def _check_calibration_apart(config: dict[str, Any]) -> None:
 # Checks against the model's depth, when it is known before any job runs
 
 
-def model_depth(name: str, spec: dict[str, Any], results: str | Path = "results") -> tuple[int, int] | None:
+def model_depth(name: str, spec: dict[str, Any], prepared: str | Path | None = None) -> tuple[int, int] | None:
     """(encoder layers, decoder layers) of a model, or None while unknown.
 
     Known without running anything for a `local` model (its config.json) and for any model that
-    prepare_model already wrote from this very spec (its manifest.json); a hub or CTranslate2
-    model is known once it has been prepared.
+    prepare_model already wrote from this very spec (its manifest.json in `prepared`, the model's
+    store folder); a hub or CTranslate2 model is known once it has been prepared.
     """
     candidates = []
     if spec.get("source") == "local" and spec.get("path"):
         candidates.append((Path(spec["path"]) / "config.json", None))
-    candidates.append((Path(results) / "models" / name / MANIFEST_FILE, spec))
+    if prepared is not None:
+        candidates.append((Path(prepared) / MANIFEST_FILE, spec))
     for path, must_match in candidates:
         try:
             data = read_manifest(path.parent) if path.name == MANIFEST_FILE else json.loads(path.read_text())
@@ -295,10 +307,11 @@ def _check_range(target: str, depth: dict[str, int]) -> None:
         layers_in_range(layers, depth[side])
 
 
-def check_model_depths(config: dict[str, Any], results: str | Path = "results") -> None:
+def check_model_depths(config: dict[str, Any], prepared: dict[str, str] | None = None) -> None:
     """Layer ranges of the grid's targets and of the schedules it uses, against each model's depth.
 
-    Runs before any job (rules/common.smk) for every model whose depth is known (`model_depth`);
+    Runs before any job (rules/common.smk) for every model whose depth is known (`model_depth`;
+    `prepared` maps a model to its store folder);
     a grid target must select at least one tensor, a schedule's explicit range must exist.
     """
     pruning = config["pruning"]
@@ -310,7 +323,7 @@ def check_model_depths(config: dict[str, Any], results: str | Path = "results") 
         if entry.get("sparsity_of"):
             schedules.setdefault(entry["sparsity_of"], f"pruning.grid[{i}].sparsity_of")
     for model, spec in config["models"].items():
-        found = model_depth(model, spec, results)
+        found = model_depth(model, spec, (prepared or {}).get(model))
         if found is None:
             continue
         depth = {"encoder": found[0], "decoder": found[1]}

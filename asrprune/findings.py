@@ -136,7 +136,7 @@ def findings_markdown(
     parts: list[str] = [
         "# Findings: the paper's claims on tiny.en and base",
         "",
-        f"Written by the `findings` rule from `results/tables/claims.parquet` (config `{config_name}`, "
+        f"Written by the `findings` rule from `results/{config_name}/tables/claims.parquet` (config `{config_name}`, "
         f"config hash `{config_hash}`); do not edit by hand. Claims are defined in `config/claims.yaml`; "
         "the verdict logic is in `asrprune/claims.py`. Effects are ΔWER = WER(variant) − WER(reference) in WER "
         "points on the same utterances, with 95 % paired bootstrap intervals; a verdict is `supported` when the "

@@ -142,6 +142,31 @@ def check_output_root(root: str | os.PathLike) -> None:
             )
 
 
+def read_json_or_none(path: str | os.PathLike) -> Any:
+    """A JSON file's content, or None when there is none yet; a broken one is a named error."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); expected a file written by the workflow "
+                         "(delete it and rerun to write it anew)") from None
+
+
+def link_relative(target: str | os.PathLike, link: str | os.PathLike) -> None:
+    """Make `link` a relative symbolic link to `target`, atomically (a link of the same name is replaced)."""
+    target, link = Path(target), Path(link)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(os.path.relpath(target, link.parent))
+    os.replace(tmp, link)
+
+
 def write_json(obj: Any, path: str | os.PathLike) -> None:
     """Write `obj` as sorted, indented JSON, atomically."""
     with atomic_path(path) as tmp:

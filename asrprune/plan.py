@@ -9,10 +9,152 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from asrprune.config import RESERVED_NAMES
 
 # BASELINE and Variant are re-exported: tables and rules name them through plan
 from asrprune.variants import BASELINE, Variant, by_id, grid  # noqa: F401
+
+
+# --------------------------------------------------------------------------------------------------
+# Where files live: one folder per experiment, one store for work every experiment can share
+
+DEFAULT_NAME = "default"
+STORE = "store"
+# Folders of the layout before experiments (results/tables/wer.parquet, ...): never an experiment's
+# name (asrprune.config.RESERVED_NAMES), so an old results/ is recognised and never mistaken for one.
+LEGACY_FOLDERS = tuple(n for n in RESERVED_NAMES if n != STORE)
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where an experiment's files live.
+
+    Everything the experiment computes is under `experiment` (results/{name}/); work that depends only
+    on its own definition (a converted model, a built data set, encoder states) is under `store`
+    (results/store/), at a path keyed by that definition, so experiments that ask for the same thing
+    share it and different definitions under one name never share a path.
+    """
+
+    root: str = "results"
+    name: str = DEFAULT_NAME
+
+    @property
+    def experiment(self) -> str:
+        return f"{self.root}/{self.name}"
+
+    @property
+    def store(self) -> str:
+        return f"{self.root}/{STORE}"
+
+
+def experiment_name(config: dict[str, Any]) -> str:
+    """The config's `name` (the embedded default's is `default`)."""
+    return str(config.get("name") or DEFAULT_NAME)
+
+
+def layout(config: dict[str, Any], root: str = "results") -> Layout:
+    """The layout of the config's experiment under `root`."""
+    return Layout(root=root.rstrip("/"), name=experiment_name(config))
+
+
+def definition_key(definition: Any) -> str:
+    """12 hex digits of the sha256 of a definition (canonical JSON): the store's key."""
+    blob = json.dumps(definition, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def model_key(config: dict[str, Any], model: str) -> str:
+    """What defines a prepared model: its config entry (source, packages or path, revision)."""
+    return definition_key(config["models"][model])
+
+
+def dataset_key(config: dict[str, Any], dataset: str) -> str:
+    """What defines a built data set: its spec (with `full_data` folded in) and, for a set built
+    from another (`of`), that set's key."""
+    spec = dataset_spec(config, dataset)
+    definition: dict[str, Any] = {"spec": spec}
+    if spec.get("of"):
+        definition["of"] = dataset_key(config, spec["of"])
+    return definition_key(definition)
+
+
+def model_dir(config: dict[str, Any], model: str, store: str) -> str:
+    """The prepared model in the store: `{store}/models/{model}-{key}`."""
+    return f"{store}/models/{model}-{model_key(config, model)}"
+
+
+def dataset_file(config: dict[str, Any], dataset: str, store: str) -> str:
+    """The built data set in the store: `{store}/data/{dataset}-{key}.parquet`."""
+    return f"{store}/data/{dataset}-{dataset_key(config, dataset)}.parquet"
+
+
+def store_benchmarks(config: dict[str, Any], store: str) -> list[str]:
+    """The benchmark files of the store jobs an experiment uses (its models and data sets)."""
+    out = [f"{store}/benchmarks/prepare_model/{m}-{model_key(config, m)}.tsv" for m in config["models"]]
+    out += [f"{store}/benchmarks/prepare_dataset/{d}-{dataset_key(config, d)}.tsv" for d in config["datasets"]]
+    return out
+
+
+def check_store_key(kind: str, name: str, requested: str, expected: str) -> None:
+    """A store path asked for under a key that is not this config's definition: a named error.
+
+    The store job builds from the config, so building under another definition's key would file
+    one definition under another's name.
+    """
+    if requested != expected:
+        raise ValueError(
+            f"{kind} {name!r}: store key {requested} is not this config's definition of it ({expected}); "
+            f"ask for the path planned from the config (results/store/{kind}s/{name}-{expected})"
+        )
+
+
+def legacy_outputs(root: str | os.PathLike) -> list[str]:
+    """Outputs of the layout before experiments found under `root` (results/tables/wer.parquet, ...)."""
+    root = Path(root)
+    found = []
+    for folder in LEGACY_FOLDERS:
+        path = root / folder
+        if path.is_dir() and any(path.iterdir()):
+            found.append(str(path))
+    return found
+
+
+def legacy_layout_message(root: str, found: list[str], name: str) -> str:
+    """What to do with a results/ from before experiments (no silent rerun over it)."""
+    return (
+        f"{root}/ holds outputs of the layout before experiments ({', '.join(found)}); asrprune now writes "
+        f"each experiment under {root}/{{name}}/ and shared work under {root}/{STORE}/. Move the old files "
+        f"aside (e.g. `mkdir legacy-results && mv {' '.join(found)} legacy-results/`) or delete them; "
+        f"this run's experiment {name!r} would otherwise recompute everything beside them"
+    )
+
+
+EXPERIMENT_RECORD = "experiment.json"
+
+
+def check_experiment_record(record: dict[str, Any] | None, sources: list[str], config_id: str, name: str,
+                            where: str) -> None:
+    """Two configs that claim one experiment name with different definitions: a named error.
+
+    `record` is what the experiment's last run wrote (results/{name}/experiment.json): the config
+    files it came from and its config hash. The same files edited (a new grid) are the same
+    experiment and rerun what changed; other files with another definition are another experiment.
+    """
+    if not record:
+        return
+    if record.get("config_hash") == config_id or list(record.get("sources") or []) == list(sources):
+        return
+    raise ValueError(
+        f"experiment {name!r}: {where} was written from {', '.join(record.get('sources') or ['?'])} "
+        f"(config hash {record.get('config_hash')}); this run's config ({', '.join(sources) or 'none'}, "
+        f"hash {config_id}) defines another experiment under the same name; give it its own `name:` "
+        f"(results are kept per name), or remove {where.rsplit('/', 1)[0]}/ to replace that experiment"
+    )
 
 
 def variants(config: dict[str, Any]) -> list[Variant]:
@@ -54,17 +196,17 @@ def _per_run(config: dict[str, Any], results: str, stage: str) -> list[str]:
     ]
 
 
-def decode_targets(config: dict[str, Any], results: str = "results") -> list[str]:
+def decode_targets(config: dict[str, Any], results: str = "results/default") -> list[str]:
     """One decode per model × variant × test set."""
     return _per_run(config, results, "decode")
 
 
-def score_targets(config: dict[str, Any], results: str = "results") -> list[str]:
+def score_targets(config: dict[str, Any], results: str = "results/default") -> list[str]:
     """One score file per decode."""
     return _per_run(config, results, "scores")
 
 
-def final_targets(config: dict[str, Any], results: str = "results") -> list[str]:
+def final_targets(config: dict[str, Any], results: str = "results/default") -> list[str]:
     """Everything `snakemake` with no target builds."""
     out = [f"{results}/tables/wer.parquet", f"{results}/tables/wer.csv"]
     out += [f"{results}/plots/{name}.png" for name in ("wer_vs_sparsity", "delta_wer", "predicted_vs_measured")]
@@ -74,7 +216,7 @@ def final_targets(config: dict[str, Any], results: str = "results") -> list[str]
     if config.get("claims"):
         out += [f"{results}/tables/claims.parquet", f"{results}/tables/claims.csv", f"{results}/plots/claims_forest.png"]
     if config.get("findings"):
-        d = findings_dir(config)
+        d = findings_dir(config, results)
         out += [f"{d}/findings.md", f"{d}/findings_claims.csv", f"{d}/findings_effects.png"]
     return out
 
@@ -91,9 +233,10 @@ def claims_file(config: dict[str, Any], workflow_dir: str) -> str:
     return os.path.join(workflow_dir, path)
 
 
-def findings_dir(config: dict[str, Any]) -> str:
-    """Where the `findings` rule writes (config `findings.dir`; the study publishes into docs/)."""
-    return str((config.get("findings") or {}).get("dir", "results/findings")).rstrip("/")
+def findings_dir(config: dict[str, Any], results: str = "results/default") -> str:
+    """Where the `findings` rule writes: config `findings.dir` (the study publishes into docs/), else
+    the experiment's findings/ folder."""
+    return str((config.get("findings") or {}).get("dir", f"{results}/findings")).rstrip("/")
 
 
 def transcript_settings(config: dict[str, Any]) -> dict[str, Any]:
@@ -176,23 +319,26 @@ def rule_threads(config: dict[str, Any], rule: str) -> int:
     return int({**res.get("default", {}), **res.get(rule, {})}.get("threads", 1))
 
 
-# Where the check_calibration rule writes its verdict (asrprune.datasets.overlap), under results/.
+# Where the check_calibration rule writes its verdict (asrprune.datasets.overlap), in the experiment's folder.
 CALIBRATION_CHECK = "checks/calibration_overlap.json"
 
 
-def intermediate_targets(config: dict[str, Any], results: str = "results") -> list[str]:
+def intermediate_targets(config: dict[str, Any], results: str = "results/default", store: str = "results/store") -> list[str]:
     """Every file between the sources and the final targets, for the `all` rule to list.
 
     Snakemake rebuilds a missing file only when a job that must run asks for it: a deleted
     data set, model, mask set, decode or score would stay missing while what depends on it
     exists. Listed under `all`, a deleted one is rebuilt, and everything downstream with it.
     """
+    # the experiment's data sets: links into the store (the store files come with them)
     out = [f"{results}/data/{d}.parquet" for d in config["datasets"]]
-    out += [f"{results}/models/{m}" for m in config["models"]]
+    out += [dataset_file(config, d, store) for d in config["datasets"]]
+    out += [model_dir(config, m, store) for m in config["models"]]
     out += [f"{results}/masks/{m}/{v.id}" for m in config["models"] for v in variants(config)]
     out += decode_targets(config, results) + score_targets(config, results)
     for m in config["models"]:
         out += [f"{results}/sensitivity/{m}/{name}"
                 for name in ("components.parquet", "fisher.safetensors", "heatmap.png", "calibration.json")]
     out += [f"{results}/tables/damage_correlation.parquet", f"{results}/{CALIBRATION_CHECK}"]
+    out.append(f"{results}/{EXPERIMENT_RECORD}")
     return out

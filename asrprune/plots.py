@@ -1,4 +1,4 @@
-"""Figures for the paper and the Snakemake report, drawn from the WER table (results/tables/wer.parquet),
+"""Figures for the paper and the Snakemake report, drawn from the WER table (results/{name}/tables/wer.parquet),
 the claims table and the sensitivity rollup.
 
 Every figure is a PNG written atomically; the same table gives the same bytes (fixed style, no
@@ -304,7 +304,7 @@ def plot_predicted_vs_measured(
 ) -> Path:
     """Predicted damage (log x) against measured ΔWER, one colour per dataset, one panel per model.
 
-    The legend gives Spearman's ρ per dataset from `correlation` (results/tables/damage_correlation.parquet),
+    The legend gives Spearman's ρ per dataset from `correlation` (results/{name}/tables/damage_correlation.parquet),
     or recomputed from the table with `asrprune.tables.damage_correlation` when none is given.
     Variants whose predicted damage is not positive cannot sit on a log axis and are counted in the title.
     """

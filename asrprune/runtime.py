@@ -82,7 +82,7 @@ def _exit_on_sigterm() -> None:
 class Files(Sequence[str]):
     """A job's input or output paths: every path by position, the named ones by name too.
 
-    `Files("a.parquet")` or `Files(model="results/models/tiny.en", masks=[...])`; `files[0]`,
+    `Files("a.parquet")` or `Files(model="results/store/models/tiny.en-ccf1a69312db", masks=[...])`; `files[0]`,
     `files.model`, `files.get("fisher")`, `files.as_list("masks")` (a name that holds one path or many,
     always as a list: Snakemake gives a one-element list function's result as a plain path).
     """

@@ -8,6 +8,7 @@ SLURM user needs to size ``resources:``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,25 @@ import pandas as pd
 USAGE_COLUMNS = ["rule", "jobs", "wall_s_total", "wall_s_max", "cpu_s_total", "max_rss_mb", "mem_mb_requested", "rss_of_request"]
 
 
-def read_benchmarks(root: str | Path) -> pd.DataFrame:
-    """One row per benchmark file under `root`: rule (first path part), job (the path), and its measurements."""
+def benchmark_files(root: str | Path, also: Iterable[str | Path] = ()) -> list[tuple[Path, Path]]:
+    """(file, path relative to its benchmarks folder) of every benchmark file under `root`, plus the
+    existing files of `also` (shared jobs' benchmarks in the store, `{store}/benchmarks/RULE/JOB.tsv`)."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such directory; expected the benchmarks of a finished run (results/benchmarks)")
+        raise FileNotFoundError(f"{root}: no such directory; expected the benchmarks of a finished run (results/NAME/benchmarks)")
+    found = [(path, path.relative_to(root)) for path in sorted(root.rglob("*.tsv"))]
+    for path in map(Path, also):
+        if path.is_file():
+            found.append((path, Path(path.parent.name) / path.name))
+    return found
+
+
+def read_benchmarks(root: str | Path, also: Iterable[str | Path] = ()) -> pd.DataFrame:
+    """One row per benchmark file under `root` (and of `also`): rule (first path part), job (the path),
+    and its measurements."""
     rows = []
-    for path in sorted(root.rglob("*.tsv")):
-        rel = path.relative_to(root)  # RULE/WILDCARDS....tsv, or RULE.tsv for a rule without wildcards
+    for path, rel in benchmark_files(root, also):
+        # rel: RULE/WILDCARDS....tsv, or RULE.tsv for a rule without wildcards
         table = pd.read_csv(path, sep="\t")
         missing = {"s", "max_rss", "cpu_time"} - set(table.columns)
         if missing or table.empty:

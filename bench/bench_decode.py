@@ -78,7 +78,7 @@ def bench_data(path: Path, n: int) -> Path:
 
 
 def variant_model(base, model_dir: Path, variant: str, base_manifest: dict):
-    """(model copy with the variant's masks, changed tensor names); masks from results/masks or computed here."""
+    """(model copy with the variant's masks, changed tensor names); masks from results/default/masks or computed here."""
     from asrprune.masks import apply_masks, check_base, load_mask_set
     from asrprune.methods import compute_masks
     from asrprune.variants import Variant

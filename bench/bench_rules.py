@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_rules.py --configfile config/paper.yaml --results /scratch/results
 
 Every rule declares a ``benchmark:`` file, so any run (local or SLURM) leaves one per job under
-results/benchmarks/. This prints, per rule, the number of jobs, wall and CPU seconds, the largest
+results/default/benchmarks/. This prints, per rule, the number of jobs, wall and CPU seconds, the largest
 peak resident memory of its jobs and that peak as a fraction of the ``mem_mb`` the config requests,
 which is how to size ``resources:`` for a cluster.
 """

@@ -3,22 +3,22 @@ rule aggregate:
         scores=get_all_scores,
         masks=get_all_mask_sets,
         predicted=expand(
-            f"{RESULTS}/sensitivity/{{model}}/predicted.parquet",
+            f"{EXP}/sensitivity/{{model}}/predicted.parquet",
             model=config["models"],
         ),
         calib_check=CALIB_CHECK,
     output:
-        table=f"{RESULTS}/tables/wer.parquet",
+        table=f"{EXP}/tables/wer.parquet",
         csv=report(
-            f"{RESULTS}/tables/wer.csv",
+            f"{EXP}/tables/wer.csv",
             caption="../report/wer.rst",
             category="Tables",
         ),
-        correlation=f"{RESULTS}/tables/damage_correlation.parquet",
+        correlation=f"{EXP}/tables/damage_correlation.parquet",
     log:
-        f"{RESULTS}/logs/aggregate.log",
+        f"{EXP}/logs/aggregate.log",
     benchmark:
-        f"{RESULTS}/benchmarks/aggregate.tsv"
+        f"{EXP}/benchmarks/aggregate.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("aggregate")

@@ -2,26 +2,26 @@ rule claims:
     input:
         scores=get_all_scores,
         predicted=expand(
-            f"{RESULTS}/sensitivity/{{model}}/predicted.parquet",
+            f"{EXP}/sensitivity/{{model}}/predicted.parquet",
             model=config["models"],
         ),
         claims=CLAIMS,
     output:
-        table=f"{RESULTS}/tables/claims.parquet",
+        table=f"{EXP}/tables/claims.parquet",
         csv=report(
-            f"{RESULTS}/tables/claims.csv",
+            f"{EXP}/tables/claims.csv",
             caption="../report/claims.rst",
             category="Tables",
         ),
         forest=report(
-            f"{RESULTS}/plots/claims_forest.png",
+            f"{EXP}/plots/claims_forest.png",
             caption="../report/claims_forest.rst",
             category="Plots",
         ),
     log:
-        f"{RESULTS}/logs/claims.log",
+        f"{EXP}/logs/claims.log",
     benchmark:
-        f"{RESULTS}/benchmarks/claims.tsv"
+        f"{EXP}/benchmarks/claims.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("aggregate")
@@ -36,23 +36,25 @@ rule claims:
 
 rule findings:
     input:
-        claims=f"{RESULTS}/tables/claims.parquet",
-        table=f"{RESULTS}/tables/wer.parquet",
+        claims=f"{EXP}/tables/claims.parquet",
+        table=f"{EXP}/tables/wer.parquet",
     output:
         markdown=f"{FINDINGS}/findings.md",
         csv=f"{FINDINGS}/findings_claims.csv",
         effects=f"{FINDINGS}/findings_effects.png",
     log:
-        f"{RESULTS}/logs/findings.log",
+        f"{EXP}/logs/findings.log",
     benchmark:
-        f"{RESULTS}/benchmarks/findings.tsv"
+        f"{EXP}/benchmarks/findings.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("aggregate")
     resources:
         **res("aggregate"),
     params:
-        benchmarks=f"{RESULTS}/benchmarks",
+        benchmarks=f"{EXP}/benchmarks",
+        # the shared jobs this experiment used (models, data sets), wherever they ran first
+        store_benchmarks=plan.store_benchmarks(config, STORE),
         config_hash=plan.config_hash(config),
         config_name=config.get("name", "config"),
     script:

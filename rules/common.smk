@@ -1,26 +1,24 @@
 # Validation and target assembly. All logic lives in asrprune.plan / asrprune.config, which unit
 # tests exercise without Snakemake; this file only adapts it.
+import os
 import sys
 
-sys.path.insert(0, workflow.basedir)
-
-import copy
+# This checkout's library when asrprune is not installed (a module deployment from a local path
+# included; an installed asrprune, e.g. the conda environment's, is used as it is).
+WORKFLOW_DIR = os.path.dirname(str(workflow.current_basedir))
+try:
+    import asrprune  # noqa: F401
+except ImportError:
+    sys.path.insert(0, WORKFLOW_DIR)
 
 from asrprune import plan
 from asrprune.config import ConfigError, check_model_depths, load_yaml, validate_config
 from asrprune.datasets.manifest import input_files as dataset_input_files
-from asrprune.io import check_output_root
+from asrprune.io import check_output_root, read_json_or_none
 
 try:
-    if workflow.overwrite_configfiles:
-        # A --configfile is a complete config: the embedded default is not merged under it
-        # (otherwise config/paper.yaml would inherit the default's offline datasets).
-        for path in workflow.overwrite_configfiles:
-            load_yaml(
-                path
-            )  # refuses duplicate keys, which Snakemake's loader silently merges
-        config.clear()
-        config.update(copy.deepcopy(workflow.config_settings.overwrite_config))
+    for path in workflow.overwrite_configfiles:
+        load_yaml(path)  # refuses duplicate keys, which Snakemake's loader silently merges
     validate_config(config)
     # Snakemake compares dict params in key order: sorted keys make a reordered but equal
     # config rerun nothing.
@@ -35,30 +33,60 @@ wildcard_constraints:
     model=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     dataset=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     variant=r"[a-z][a-z0-9_.-]*",
+    key=r"[0-9a-f]{12}",
 
 
-RESULTS = "results"
+# results/{name}/ holds what this experiment computes; results/store/ what any experiment can share
+# (models, data sets, encoder states), keyed by its definition (asrprune.plan.Layout).
+LAYOUT = plan.layout(config)
+EXP = LAYOUT.experiment
+STORE = LAYOUT.store
+# The config files this experiment comes from, recorded in results/{name}/experiment.json
+CONFIG_SOURCES = sorted({os.path.abspath(p) for p in workflow.configfiles})
+CONFIG_HASH = plan.config_hash(config)
 try:
-    check_output_root(RESULTS)
+    check_output_root(LAYOUT.root)
 except NotADirectoryError as error:
     raise WorkflowError(error.strerror) from None
+LEGACY = plan.legacy_outputs(LAYOUT.root)
+if LEGACY:
+    raise WorkflowError(plan.legacy_layout_message(LAYOUT.root, LEGACY, LAYOUT.name))
 try:
+    plan.check_experiment_record(
+        read_json_or_none(f"{EXP}/{plan.EXPERIMENT_RECORD}"),
+        CONFIG_SOURCES,
+        CONFIG_HASH,
+        LAYOUT.name,
+        f"{EXP}/{plan.EXPERIMENT_RECORD}",
+    )
     # layer ranges against the depth of every model already known (a local one, or one prepared)
-    check_model_depths(config, RESULTS)
-except ConfigError as error:
+    check_model_depths(
+        config, {m: plan.model_dir(config, m, STORE) for m in config["models"]}
+    )
+except (ValueError, ConfigError) as error:
     raise WorkflowError(str(error)) from None
 CALIB = plan.calibration_set(config)
 # The check_calibration rule's verdict: the calibration set shares nothing with a test set.
-CALIB_CHECK = f"{RESULTS}/{plan.CALIBRATION_CHECK}"
-FINDINGS = plan.findings_dir(config)
-CLAIMS = plan.claims_file(config, workflow.basedir)
+CALIB_CHECK = f"{EXP}/{plan.CALIBRATION_CHECK}"
+FINDINGS = plan.findings_dir(config, EXP)
+CLAIMS = plan.claims_file(config, WORKFLOW_DIR)
+
+
+def model_dir(model):
+    """The prepared model in the store."""
+    return plan.model_dir(config, model, STORE)
+
+
+def dataset_file(dataset):
+    """The built data set in the store."""
+    return plan.dataset_file(config, dataset, STORE)
 
 
 def get_final_targets():
     # Intermediates too: Snakemake rebuilds a missing file only when a job that must run asks for
     # it, so a deleted data set would otherwise stay missing while everything downstream exists.
-    return plan.final_targets(config, RESULTS) + plan.intermediate_targets(
-        config, RESULTS
+    return plan.final_targets(config, EXP) + plan.intermediate_targets(
+        config, EXP, STORE
     )
 
 
@@ -70,9 +98,37 @@ def threads_of(rule_name):
     return plan.rule_threads(config, rule_name)
 
 
+def get_prepare_model_params(wildcards):
+    """The model's config entry, for the store key it is asked under (no other definition's)."""
+    try:
+        plan.check_store_key(
+            "model",
+            wildcards.model,
+            wildcards.key,
+            plan.model_key(config, wildcards.model),
+        )
+    except (KeyError, ValueError) as error:
+        raise WorkflowError(f"prepare_model: {error}") from None
+    return config["models"][wildcards.model]
+
+
+def get_dataset_spec(wildcards):
+    """The data set's spec, for the store key it is asked under (no other definition's)."""
+    try:
+        plan.check_store_key(
+            "dataset",
+            wildcards.dataset,
+            wildcards.key,
+            plan.dataset_key(config, wildcards.dataset),
+        )
+    except (KeyError, ValueError) as error:
+        raise WorkflowError(f"prepare_dataset: {error}") from None
+    return plan.dataset_spec(config, wildcards.dataset)
+
+
 def get_prepare_dataset_input(wildcards):
     spec = config["datasets"][wildcards.dataset]
-    inputs = {"of": f"{RESULTS}/data/{spec['of']}.parquet"} if spec.get("of") else {}
+    inputs = {"of": dataset_file(spec["of"])} if spec.get("of") else {}
     # A user's own files are inputs: a manifest and every clip it lists (or local Parquet files),
     # so editing one reruns this set's jobs. A malformed manifest stops here, before any job.
     try:
@@ -84,11 +140,11 @@ def get_prepare_dataset_input(wildcards):
 
 def get_prune_input(wildcards):
     variant = plan.variant_by_id(config, wildcards.variant)
-    inputs = {"model": f"{RESULTS}/models/{wildcards.model}"}
+    inputs = {"model": model_dir(wildcards.model)}
     if variant.needs_fisher:
-        inputs["fisher"] = f"{RESULTS}/sensitivity/{wildcards.model}/fisher.safetensors"
+        inputs["fisher"] = f"{EXP}/sensitivity/{wildcards.model}/fisher.safetensors"
     if variant.needs_activations:
-        inputs["calib"] = f"{RESULTS}/data/{CALIB}.parquet"
+        inputs["calib"] = dataset_file(CALIB)
         # tune only on a calibration set checked apart from the test sets (ancient: a test set's
         # change reruns the check, not this job)
         inputs["calib_check"] = ancient(CALIB_CHECK)
@@ -117,19 +173,19 @@ def get_prune_params(wildcards):
 
 def get_pruned_mask_sets(wildcards):
     return [
-        f"{RESULTS}/masks/{wildcards.model}/{v.id}"
+        f"{EXP}/masks/{wildcards.model}/{v.id}"
         for v in plan.variants(config)
         if v.id != plan.BASELINE
     ]
 
 
 def get_all_scores(wildcards):
-    return plan.score_targets(config, RESULTS)
+    return plan.score_targets(config, EXP)
 
 
 def get_all_mask_sets(wildcards):
     return [
-        f"{RESULTS}/masks/{m}/{v.id}"
+        f"{EXP}/masks/{m}/{v.id}"
         for m in config["models"]
         for v in plan.variants(config)
     ]

@@ -1,14 +1,14 @@
 rule decode:
     input:
-        model=f"{RESULTS}/models/{{model}}",
-        masks=f"{RESULTS}/masks/{{model}}/{{variant}}",
-        data=f"{RESULTS}/data/{{dataset}}.parquet",
+        model=lambda wildcards: model_dir(wildcards.model),
+        masks=f"{EXP}/masks/{{model}}/{{variant}}",
+        data=lambda wildcards: dataset_file(wildcards.dataset),
     output:
-        f"{RESULTS}/decode/{{model}}/{{variant}}/{{dataset}}.parquet",
+        f"{EXP}/decode/{{model}}/{{variant}}/{{dataset}}.parquet",
     log:
-        f"{RESULTS}/logs/decode/{{model}}/{{variant}}/{{dataset}}.log",
+        f"{EXP}/logs/decode/{{model}}/{{variant}}/{{dataset}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/decode/{{model}}/{{variant}}/{{dataset}}.tsv"
+        f"{EXP}/benchmarks/decode/{{model}}/{{variant}}/{{dataset}}.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("decode")
@@ -20,6 +20,6 @@ rule decode:
         # Shared by every decode job, outside the DAG: encoder states of variants that leave a
         # prefix of the encoder untouched (asrprune/encoder_cache.py; capped by
         # decoding.encoder_cache_mb, safe under concurrent jobs).
-        cache_dir=f"{RESULTS}/cache/encoder",
+        cache_dir=f"{STORE}/cache/encoder",
     script:
         "../scripts/decode.py"

@@ -1,13 +1,13 @@
 rule export:
     input:
-        model=f"{RESULTS}/models/{{model}}",
-        masks=f"{RESULTS}/masks/{{model}}/{{variant}}",
+        model=lambda wildcards: model_dir(wildcards.model),
+        masks=f"{EXP}/masks/{{model}}/{{variant}}",
     output:
-        directory(f"{RESULTS}/export/{{model}}/{{variant}}"),
+        directory(f"{EXP}/export/{{model}}/{{variant}}"),
     log:
-        f"{RESULTS}/logs/export/{{model}}/{{variant}}.log",
+        f"{EXP}/logs/export/{{model}}/{{variant}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/export/{{model}}/{{variant}}.tsv"
+        f"{EXP}/benchmarks/export/{{model}}/{{variant}}.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("prune")

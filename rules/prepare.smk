@@ -1,17 +1,19 @@
+# Shared work: a prepared model and a built data set go into the store under a key of their
+# definition (asrprune.plan.Layout), once for every experiment that asks for the same thing.
 rule prepare_model:
     output:
-        model_dir=directory(f"{RESULTS}/models/{{model}}"),
+        model_dir=directory(f"{STORE}/models/{{model}}-{{key}}"),
     log:
-        f"{RESULTS}/logs/prepare_model/{{model}}.log",
+        f"{STORE}/logs/prepare_model/{{model}}-{{key}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/prepare_model/{{model}}.tsv"
+        f"{STORE}/benchmarks/prepare_model/{{model}}-{{key}}.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("prepare_model")
     resources:
         **res("prepare_model"),
     params:
-        spec=lambda wildcards: config["models"][wildcards.model],
+        spec=get_prepare_model_params,
     script:
         "../scripts/prepare_model.py"
 
@@ -20,20 +22,57 @@ rule prepare_dataset:
     input:
         unpack(get_prepare_dataset_input),
     output:
-        f"{RESULTS}/data/{{dataset}}.parquet",
+        f"{STORE}/data/{{dataset}}-{{key}}.parquet",
     log:
-        f"{RESULTS}/logs/prepare_dataset/{{dataset}}.log",
+        f"{STORE}/logs/prepare_dataset/{{dataset}}-{{key}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/prepare_dataset/{{dataset}}.tsv"
+        f"{STORE}/benchmarks/prepare_dataset/{{dataset}}-{{key}}.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("prepare_dataset")
     resources:
         **res("prepare_dataset"),
     params:
-        spec=lambda wildcards: plan.dataset_spec(config, wildcards.dataset),
+        spec=get_dataset_spec,
     script:
         "../scripts/prepare_dataset.py"
+
+
+# Where a user finds an experiment's data: results/{name}/data/{dataset}.parquet, a relative link to
+# the store file its definition names (the rules read the store file itself).
+rule link_dataset:
+    input:
+        lambda wildcards: dataset_file(wildcards.dataset),
+    output:
+        f"{EXP}/data/{{dataset}}.parquet",
+    log:
+        f"{EXP}/logs/link_dataset/{{dataset}}.log",
+    localrule: True
+    conda:
+        "../envs/asrprune.yaml"
+    script:
+        "../scripts/link_dataset.py"
+
+
+# What defines this experiment and where it came from (config files, hash): a later run of another
+# config under the same `name` is refused before any job (asrprune.plan.check_experiment_record).
+rule experiment:
+    output:
+        f"{EXP}/{plan.EXPERIMENT_RECORD}",
+    log:
+        f"{EXP}/logs/experiment.log",
+    localrule: True
+    conda:
+        "../envs/asrprune.yaml"
+    params:
+        name=LAYOUT.name,
+        sources=CONFIG_SOURCES,
+        config_hash=CONFIG_HASH,
+        store=STORE,
+        models=lambda wildcards: {m: model_dir(m) for m in config["models"]},
+        datasets=lambda wildcards: {d: dataset_file(d) for d in config["datasets"]},
+    script:
+        "../scripts/experiment.py"
 
 
 # The calibration set shares no id, normalized transcript or recording with any test set
@@ -41,16 +80,14 @@ rule prepare_dataset:
 # change reruns this check, not them); aggregate reads it, so no table is written over an overlap.
 rule check_calibration:
     input:
-        calib=f"{RESULTS}/data/{CALIB}.parquet",
-        tests=expand(
-            f"{RESULTS}/data/{{dataset}}.parquet", dataset=plan.evaluation_sets(config)
-        ),
+        calib=dataset_file(CALIB),
+        tests=[dataset_file(d) for d in plan.evaluation_sets(config)],
     output:
         CALIB_CHECK,
     log:
-        f"{RESULTS}/logs/check_calibration.log",
+        f"{EXP}/logs/check_calibration.log",
     benchmark:
-        f"{RESULTS}/benchmarks/check_calibration.tsv"
+        f"{EXP}/benchmarks/check_calibration.tsv"
     priority: 50
     conda:
         "../envs/asrprune.yaml"

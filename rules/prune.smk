@@ -2,11 +2,11 @@ rule prune:
     input:
         unpack(get_prune_input),
     output:
-        masks=directory(f"{RESULTS}/masks/{{model}}/{{variant}}"),
+        masks=directory(f"{EXP}/masks/{{model}}/{{variant}}"),
     log:
-        f"{RESULTS}/logs/prune/{{model}}/{{variant}}.log",
+        f"{EXP}/logs/prune/{{model}}/{{variant}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/prune/{{model}}/{{variant}}.tsv"
+        f"{EXP}/benchmarks/prune/{{model}}/{{variant}}.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("prune")

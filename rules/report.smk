@@ -1,27 +1,27 @@
 rule plots:
     input:
-        table=f"{RESULTS}/tables/wer.parquet",
-        correlation=f"{RESULTS}/tables/damage_correlation.parquet",
+        table=f"{EXP}/tables/wer.parquet",
+        correlation=f"{EXP}/tables/damage_correlation.parquet",
     output:
         wer_vs_sparsity=report(
-            f"{RESULTS}/plots/wer_vs_sparsity.png",
+            f"{EXP}/plots/wer_vs_sparsity.png",
             caption="../report/wer_vs_sparsity.rst",
             category="Plots",
         ),
         delta_wer=report(
-            f"{RESULTS}/plots/delta_wer.png",
+            f"{EXP}/plots/delta_wer.png",
             caption="../report/delta_wer.rst",
             category="Plots",
         ),
         predicted_vs_measured=report(
-            f"{RESULTS}/plots/predicted_vs_measured.png",
+            f"{EXP}/plots/predicted_vs_measured.png",
             caption="../report/predicted_vs_measured.rst",
             category="Plots",
         ),
     log:
-        f"{RESULTS}/logs/plots.log",
+        f"{EXP}/logs/plots.log",
     benchmark:
-        f"{RESULTS}/benchmarks/plots.tsv"
+        f"{EXP}/benchmarks/plots.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("aggregate")

@@ -1,12 +1,12 @@
 rule score:
     input:
-        f"{RESULTS}/decode/{{model}}/{{variant}}/{{dataset}}.parquet",
+        f"{EXP}/decode/{{model}}/{{variant}}/{{dataset}}.parquet",
     output:
-        f"{RESULTS}/scores/{{model}}/{{variant}}/{{dataset}}.parquet",
+        f"{EXP}/scores/{{model}}/{{variant}}/{{dataset}}.parquet",
     log:
-        f"{RESULTS}/logs/score/{{model}}/{{variant}}/{{dataset}}.log",
+        f"{EXP}/logs/score/{{model}}/{{variant}}/{{dataset}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/score/{{model}}/{{variant}}/{{dataset}}.tsv"
+        f"{EXP}/benchmarks/score/{{model}}/{{variant}}/{{dataset}}.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("score")

@@ -1,22 +1,22 @@
 rule sensitivity:
     input:
-        model=f"{RESULTS}/models/{{model}}",
-        calib=f"{RESULTS}/data/{CALIB}.parquet",
+        model=lambda wildcards: model_dir(wildcards.model),
+        calib=dataset_file(CALIB),
         calib_check=ancient(CALIB_CHECK),
     output:
-        tensors=f"{RESULTS}/sensitivity/{{model}}/tensors.parquet",
-        components=f"{RESULTS}/sensitivity/{{model}}/components.parquet",
-        fisher=f"{RESULTS}/sensitivity/{{model}}/fisher.safetensors",
+        tensors=f"{EXP}/sensitivity/{{model}}/tensors.parquet",
+        components=f"{EXP}/sensitivity/{{model}}/components.parquet",
+        fisher=f"{EXP}/sensitivity/{{model}}/fisher.safetensors",
         heatmap=report(
-            f"{RESULTS}/sensitivity/{{model}}/heatmap.png",
+            f"{EXP}/sensitivity/{{model}}/heatmap.png",
             caption="../report/heatmap.rst",
             category="Sensitivity",
         ),
-        calibration=f"{RESULTS}/sensitivity/{{model}}/calibration.json",
+        calibration=f"{EXP}/sensitivity/{{model}}/calibration.json",
     log:
-        f"{RESULTS}/logs/sensitivity/{{model}}.log",
+        f"{EXP}/logs/sensitivity/{{model}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/sensitivity/{{model}}.tsv"
+        f"{EXP}/benchmarks/sensitivity/{{model}}.tsv"
     conda:
         "../envs/asrprune.yaml"
     threads: threads_of("sensitivity")

@@ -1,8 +1,8 @@
 """Build the Snakemake HTML report of a finished workflow and check, in headless Chromium, that it renders.
 
-    check_report(workdir, configfile=...) -> Path of results/report.html
+    check_report(workdir, configfile=...) -> Path of results/default/report.html
 
-1. `snakemake --report results/report.html` (Snakemake 9's built-in `html` reporter: no plugin, one
+1. `snakemake --report results/default/report.html` (Snakemake 9's built-in `html` reporter: no plugin, one
    self-contained file with every `report()`-flagged output embedded as a base64 data URI).
 2. Static checks of the HTML: every expected plot is embedded, under category "Plots", as a PNG data
    URI whose bytes are exactly the PNG on disk.
@@ -12,7 +12,7 @@
    appended to the page decodes every embedded image in the browser (`naturalWidth/Height` > 0), then
    opens one plot through the report app's own view (what clicking it in the menu does) and records
    the rendered `<img>`'s natural size; `--dump-dom` returns what the script found.
-5. A screenshot of that view at results/report.png (`--screenshot --window-size=1400,1000`).
+5. A screenshot of that view at results/default/report.png (`--screenshot --window-size=1400,1000`).
 
 Run it by hand on a finished run:  python tests/report_screenshot.py WORKDIR [--configfile CONFIG]
 """
@@ -32,11 +32,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PLOTS = (
-    "results/plots/wer_vs_sparsity.png",
-    "results/plots/delta_wer.png",
-    "results/plots/predicted_vs_measured.png",
+    "results/default/plots/wer_vs_sparsity.png",
+    "results/default/plots/delta_wer.png",
+    "results/default/plots/predicted_vs_measured.png",
 )
-SHOWN_PLOT = "results/plots/wer_vs_sparsity.png"
+SHOWN_PLOT = "results/default/plots/wer_vs_sparsity.png"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHROMIUM_FLAGS = (
     "--headless",
@@ -123,7 +123,7 @@ def generate_report(
     *,
     configfile: Path | None = None,
     snakefile: Path = REPO / "Snakefile",
-    report: str = "results/report.html",
+    report: str = "results/default/report.html",
     extra_args: tuple[str, ...] = (),
     timeout: int = 600,
 ) -> Path:
@@ -254,7 +254,7 @@ def check_report(
     plots: tuple[str, ...] = PLOTS,
     chromium: str | None = None,
 ) -> Path:
-    """Generate results/report.html in a finished `workdir`, check it renders; screenshot at results/report.png."""
+    """Generate results/default/report.html in a finished `workdir`, check it renders; screenshot at results/default/report.png."""
     workdir = Path(workdir)
     chromium = chromium or chromium_binary()
     if chromium is None:
@@ -263,7 +263,7 @@ def check_report(
     html = report.read_text(encoding="utf-8")
     sizes = check_embedded_plots(html, workdir, plots)
     check_app_mounts(report, chromium)
-    probe = probe_report(report, workdir / "results" / "report.png", chromium, shown=plots[0])
+    probe = probe_report(report, workdir / "results" / "default" / "report.png", chromium, shown=plots[0])
     if probe.get("errors"):
         raise ReportCheckError(f"the probe script failed in the browser: {probe['errors']}")
     broken = {p: got for p, got in probe["images"].items() if got.get("width", 0) <= 0 or got.get("height", 0) <= 0}
@@ -278,7 +278,7 @@ def check_report(
     shown = probe.get("shown") or {}
     if shown.get("width", 0) <= 0 or shown.get("rendered_width", 0) <= 0 or shown.get("rendered_height", 0) <= 0:
         raise ReportCheckError(f"{plots[0]} did not render in the report's view: {shown}")
-    shot = workdir / "results" / "report.png"
+    shot = workdir / "results" / "default" / "report.png"
     w, h = png_size(shot.read_bytes())
     if (w, h) != (1400, 1000):
         raise ReportCheckError(f"the screenshot is {w}×{h}, expected 1400×1000")
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snakefile", type=Path, default=REPO / "Snakefile")
     args = parser.parse_args(argv)
     report = check_report(args.workdir, configfile=args.configfile, snakefile=args.snakefile)
-    print(f"ok: {report} renders; screenshot at {args.workdir / 'results' / 'report.png'}")
+    print(f"ok: {report} renders; screenshot at {args.workdir / "results" / "default" / "report.png"}")
     return 0
 
 

@@ -28,6 +28,7 @@ import pytest
 import soundfile as sf
 import yaml
 
+from asrprune import plan
 from asrprune.config import ConfigError, load_yaml, validate_config
 from asrprune.datasets import build_dataset
 from asrprune.io import read_parquet_metadata
@@ -165,7 +166,7 @@ def prepared(tmp_path_factory) -> dict:
     masks = compute_masks(model, "magnitude", "dec_ffn", 0.5, context=PruneContext())
     manifest = M.build_manifest(model, masks, variant="magnitude-dec_ffn-s50", method="magnitude",
                                 target="dec_ffn", sparsity_requested=0.5, base_manifest=base)
-    mask_dir = root / "results/masks/r/magnitude-dec_ffn-s50"
+    mask_dir = root / "results/default/masks/r/magnitude-dec_ffn-s50"
     M.save_mask_set(masks, manifest, mask_dir)
     data = root / "results/data/t.parquet"
     build_dataset("t", manifest_spec(write_manifest(root / "in", [("u1", "hello", GOOD_WAV)])), data)
@@ -180,7 +181,7 @@ def copy_model(prepared: dict, tmp: Path) -> Path:
 
 
 def copy_masks(prepared: dict, tmp: Path) -> Path:
-    out = tmp / "results/masks/r" / prepared["masks"].name
+    out = tmp / "results/default/masks/r" / prepared["masks"].name
     shutil.copytree(prepared["masks"], out)
     return out
 
@@ -189,7 +190,7 @@ def decode_into(tmp: Path, model: Path, masks: Path, data: Path) -> tuple[Callab
     """What the decode rule runs, with its output under tmp."""
     from asrprune.stages.decode import decode_variant
 
-    out = tmp / "results/decode/r" / masks.name / "t.parquet"
+    out = tmp / "results/default/decode/r" / masks.name / "t.parquet"
     return (lambda: decode_variant(str(model), str(masks), str(data), str(out), dict(DECODING))), out
 
 
@@ -552,7 +553,7 @@ def _export_other_base(tmp: Path, prepared: dict):
 
     masks = copy_masks(prepared, tmp)
     _other_base(masks, prepared)
-    out = tmp / "results/export/r" / masks.name
+    out = tmp / "results/default/export/r" / masks.name
 
     def call():
         model, processor = load_model(prepared["model"])
@@ -576,7 +577,7 @@ def _overlapping_sets(tmp: Path, _prepared):
     calib = write_manifest(tmp / "c", [("a1", "south", clips[600]), ("c2", "Turn left.", clips[700]), ("c3", "go", clips[500])])
     build_dataset("a", manifest_spec(test), tmp / "results/data/a.parquet")
     build_dataset("c", manifest_spec(calib), tmp / "results/data/c.parquet")
-    out = tmp / "results/checks/calibration_overlap.json"
+    out = tmp / "results/default/checks/calibration_overlap.json"
     return (lambda: check_calibration_overlap("c", tmp / "results/data/c.parquet", {"a": tmp / "results/data/a.parquet"}, out)), out
 
 
@@ -588,7 +589,7 @@ def _score_unscorable(tmp: Path, _prepared):
 
     decoded = pd.DataFrame({"id": ["a", "b"], "reference": ["hello", "..."], "hypothesis": ["hello", "yes"],
                             "hit_token_limit": [False, False], "duration_s": [1.0, 1.0], "decode_s": [0.1, 0.1]})
-    return (lambda: score_frame(decoded, where="results/decode/r/baseline/t.parquet")), None
+    return (lambda: score_frame(decoded, where="results/default/decode/r/baseline/t.parquet")), None
 
 
 def _model_depth(model_spec_of: Callable[[dict], dict], edit: Callable[[dict], None], prepared_source: bool = False):
@@ -606,7 +607,7 @@ def _model_depth(model_spec_of: Callable[[dict], dict], edit: Callable[[dict], N
 
         def call():
             validate_config(config)
-            check_model_depths(config, tmp / "results")
+            check_model_depths(config, {"r": str(tmp / "results/models/r")})
 
         return call, None
 
@@ -631,7 +632,7 @@ DATA = [
                      r"transcript \['c2' ~ 'a2' \('turn left'\)\]; same audio \['c3' ~ 'a3'\]; expected disjoint sets .*"
                      r"calibration\.allow_overlap: true"),
     Case("score-reference-normalizes-to-nothing", _score_unscorable,
-         ValueError, r"results/decode/r/baseline/t\.parquet: utterance 'b' has reference '\.\.\.', which normalizes to no "
+         ValueError, r"results/default/decode/r/baseline/t\.parquet: utterance 'b' has reference '\.\.\.', which normalizes to no "
                      r"words; expected at least one word"),
     Case("config-layer-range-beyond-depth",
          _model_depth(_local_model, lambda c: c["pruning"]["grid"][0].update(targets=["dec_ffn.l3-4"])),
@@ -661,8 +662,8 @@ def _parent_is_a_file_masks(tmp: Path, prepared: dict):
     from asrprune.masks import save_mask_set
 
     (tmp / "results").mkdir()
-    (tmp / "results/masks").write_text("a file, not a folder")
-    out = tmp / "results/masks/r/magnitude-dec_ffn-s50"
+    (tmp / "results/default/masks").write_text("a file, not a folder")
+    out = tmp / "results/default/masks/r/magnitude-dec_ffn-s50"
     return (lambda: save_mask_set(prepared["mask_dict"], prepared["manifest"], out)), out
 
 
@@ -670,7 +671,7 @@ UNWRITABLE = [
     Case("results-parent-is-a-file", _parent_is_a_file_dataset,
          NotADirectoryError, r"cannot write .*results/data/x\.parquet: .*/results is not a directory; expected a writable folder"),
     Case("results-masks-parent-is-a-file", _parent_is_a_file_masks,
-         NotADirectoryError, r"cannot write .*results/masks/r/magnitude-dec_ffn-s50: .*results/masks is not a directory",
+         NotADirectoryError, r"cannot write .*results/default/masks/r/magnitude-dec_ffn-s50: .*results/default/masks is not a directory",
          needs_model=True),
 ]
 
@@ -780,7 +781,7 @@ def _bad_dataset_config(tmp: Path) -> tuple[Path, str]:
     config["datasets"]["bad"] = manifest_spec(manifest)
     path = tmp / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
-    return path, "results/data/bad.parquet"
+    return path, "results/default/data/bad.parquet"
 
 
 def _missing_model_config(tmp: Path) -> tuple[Path, str]:
@@ -788,7 +789,7 @@ def _missing_model_config(tmp: Path) -> tuple[Path, str]:
     config["models"] = {"gone": {"source": "local", "path": str(tmp / "no-such-model")}}
     path = tmp / "gone.yaml"
     path.write_text(yaml.safe_dump(config))
-    return path, "results/models/gone"
+    return path, plan.model_dir(validate_config(load_yaml(path)), "gone", "results/store")
 
 
 def _results_is_a_file(tmp: Path) -> tuple[Path, str]:
@@ -812,7 +813,7 @@ def _overlap_config(tmp: Path) -> tuple[Path, str]:
     config["calibration"]["dataset"] = "c"
     path = tmp / "overlap.yaml"
     path.write_text(yaml.safe_dump(config))
-    return path, "results/checks/calibration_overlap.json"
+    return path, "results/default/checks/calibration_overlap.json"
 
 
 def _unclosed_quote_config(tmp: Path) -> tuple[Path, str]:
@@ -821,7 +822,7 @@ def _unclosed_quote_config(tmp: Path) -> tuple[Path, str]:
     config["datasets"]["bad"] = manifest_spec(manifest)
     path = tmp / "quote.yaml"
     path.write_text(yaml.safe_dump(config))
-    return path, "results/data/bad.parquet"
+    return path, "results/default/data/bad.parquet"
 
 
 def _integral_float_config(tmp: Path) -> tuple[Path, str]:
@@ -829,7 +830,7 @@ def _integral_float_config(tmp: Path) -> tuple[Path, str]:
     config["decoding"]["batch_size"] = 4.0
     path = tmp / "float.yaml"
     path.write_text(yaml.safe_dump(config))
-    return path, "results/tables/wer.parquet"
+    return path, "results/default/tables/wer.parquet"
 
 
 SNAKEMAKE_CASES = [
@@ -862,7 +863,7 @@ def test_snakemake_reports_the_bad_input_and_leaves_nothing(tmp_path, name, make
     if workdir.is_dir():
         assert temp_files(workdir) == []
     if name.endswith("before-any-job"):
-        assert not (workdir / "results" / "logs").exists(), "a job ran before the check"
+        assert not list((workdir / "results").glob("*/logs")), "a job ran before the check"
 
 
 @pytest.mark.workflow

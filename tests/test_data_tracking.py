@@ -25,7 +25,7 @@ pytestmark = pytest.mark.workflow
 
 # What one test set's change reruns: its data set, its decodes and scores (baseline and one
 # pruned variant), the calibration-overlap check, the table and its plots.
-TEST_SET_JOBS = Counter(prepare_dataset=1, check_calibration=1, decode=2, score=2, aggregate=1, plots=1, all=1)
+TEST_SET_JOBS = Counter(prepare_dataset=1, link_dataset=1, check_calibration=1, decode=2, score=2, aggregate=1, plots=1, all=1)
 
 
 def _clip(path: Path, freq: float, seconds: float = 0.5) -> None:
@@ -138,7 +138,8 @@ def test_touching_a_manifest_without_changing_it_reruns_nothing(manifest_run):
 
 def test_a_deleted_data_set_is_rebuilt_with_what_depends_on_it(manifest_run):
     workdir, config = manifest_run
-    with Edited(workdir / "results/data/a.parquet", None):
+    (built,) = (workdir / "results/store/data").glob("a-*.parquet")  # the store file, not the experiment's link
+    with Edited(built, None):
         assert planned_jobs(workdir, config) == TEST_SET_JOBS
 
 
@@ -148,7 +149,8 @@ def test_editing_the_calibration_set_reruns_what_reads_it(manifest_run):
     with Edited(manifest, manifest.read_bytes().replace(b"four five", b"four six")):
         # sensitivity, and predict_damage (it reads the Fisher); magnitude pruning reads no calibration
         assert planned_jobs(workdir, config) == Counter(
-            prepare_dataset=1, check_calibration=1, sensitivity=1, predict_damage=1, aggregate=1, plots=1, all=1)
+            prepare_dataset=1, link_dataset=1, check_calibration=1, sensitivity=1, predict_damage=1, aggregate=1,
+            plots=1, all=1)
 
 
 def test_a_clip_no_longer_listed_is_no_longer_tracked(manifest_run, tmp_path):

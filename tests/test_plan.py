@@ -56,7 +56,7 @@ def test_every_test_set_is_decoded_with_every_variant():
     config = _config()
     targets = plan.decode_targets(config)
     assert len(targets) == len(plan.variants(config)) * 3
-    assert "results/decode/tiny.en/baseline/ivr.parquet" in targets
+    assert "results/default/decode/tiny.en/baseline/ivr.parquet" in targets
 
 
 def test_sorted_config_keeps_lists_and_values():
@@ -102,8 +102,8 @@ def test_a_user_config_needs_only_models_datasets_and_the_grid():
     assert config["decoding"]["batch_size"] == 8 and config["decoding"]["language"] == "en"
     assert config["scoring"]["bootstrap_samples"] == 1000
     assert config["execution"] == {"encoder_cache": True, "encoder_cache_mb": 2048}
-    assert plan.decode_targets(config) == ["results/decode/tiny.en/baseline/mine.parquet",
-                                           "results/decode/tiny.en/magnitude-dec_self_attn-s50/mine.parquet"]
+    assert plan.decode_targets(config) == ["results/default/decode/tiny.en/baseline/mine.parquet",
+                                           "results/default/decode/tiny.en/magnitude-dec_self_attn-s50/mine.parquet"]
     two = {**minimal, "datasets": {**minimal["datasets"], "cal2": {"source": "offline", "kind": "calib", "role": "calibration"}}}
     with pytest.raises(ConfigError, match=r"several datasets have role 'calibration' \(cal, cal2\)"):
         validate_config(two)

@@ -65,12 +65,12 @@ def test_decode_data_uri_and_png_size():
     with pytest.raises(ReportCheckError, match="not a PNG"):
         png_size(data)
     with pytest.raises(ReportCheckError, match="not a base64 data URI"):
-        decode_data_uri("results/plots/x.png")
+        decode_data_uri("results/default/plots/x.png")
 
 
 def test_report_results_reads_the_embedded_results():
-    html = '<script>\n    var results = {"results/plots/a.png": {"mime_type": "image/png"}};\n</script>'
-    assert report_results(html) == {"results/plots/a.png": {"mime_type": "image/png"}}
+    html = '<script>\n    var results = {"results/default/plots/a.png": {"mime_type": "image/png"}};\n</script>'
+    assert report_results(html) == {"results/default/plots/a.png": {"mime_type": "image/png"}}
     with pytest.raises(ReportCheckError, match="not a Snakemake 9 html report"):
         report_results("<html></html>")
 
@@ -91,9 +91,9 @@ def make_mini_workflow(root: Path) -> Path:
     from asrprune.tables import damage_correlation
 
     table = synthetic_wer_table()
-    (root / "results" / "tables").mkdir(parents=True)
-    table.to_parquet(root / "results" / "tables" / "wer.parquet")
-    damage_correlation(table).to_parquet(root / "results" / "tables" / "damage_correlation.parquet")
+    (root / "results" / "default" / "tables").mkdir(parents=True)
+    table.to_parquet(root / "results" / "default" / "tables" / "wer.parquet")
+    damage_correlation(table).to_parquet(root / "results" / "default" / "tables" / "damage_correlation.parquet")
     return snakefile
 
 
@@ -107,9 +107,9 @@ def test_the_plots_rule_and_the_report_render(tmp_path):
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     for plot in PLOTS:
         assert (tmp_path / plot).stat().st_size > 5_000
-    assert "wrote results/plots/delta_wer.png" in (tmp_path / "results/logs/plots.log").read_text()
+    assert "wrote results/default/plots/delta_wer.png" in (tmp_path / "results/default/logs/plots.log").read_text()
 
     report = check_report(tmp_path, snakefile=snakefile)
-    assert report == tmp_path / "results" / "report.html"
+    assert report == tmp_path / "results" / "default" / "report.html"
     assert report.stat().st_size > 100_000
-    assert png_size((tmp_path / "results" / "report.png").read_bytes()) == (1400, 1000)
+    assert png_size((tmp_path / "results" / "default" / "report.png").read_bytes()) == (1400, 1000)

@@ -49,7 +49,7 @@ def running_outputs(workdir: Path) -> list[str]:
 
 
 def running_decodes(workdir: Path) -> list[str]:
-    return [p for p in running_outputs(workdir) if p.startswith("results/decode/")]
+    return [p for p in running_outputs(workdir) if p.startswith("results/default/decode/")]
 
 
 def start_run(workdir: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
@@ -76,8 +76,8 @@ def wait_for_decode(proc: subprocess.Popen, workdir: Path, log: Path) -> str:
 
 
 def log_of(output: str) -> str:
-    """results/decode/M/V/D.parquet -> results/logs/decode/M/V/D.log (rules/decode.smk)."""
-    return output.replace("results/decode/", "results/logs/decode/", 1).removesuffix(".parquet") + ".log"
+    """results/default/decode/M/V/D.parquet -> results/default/logs/decode/M/V/D.log (rules/decode.smk)."""
+    return output.replace("results/default/decode/", "results/default/logs/decode/", 1).removesuffix(".parquet") + ".log"
 
 
 def wait_until_decoding(proc: subprocess.Popen, workdir: Path, output: str, timeout_s: float = 180) -> bool:
@@ -135,9 +135,9 @@ def test_killed_runs_resume_to_the_same_results(tiny_run, tmp_path):
     assert rc != 0, log.read_text()[-3000:]
     assert not (workdir / first).exists(), f"{first} was written by a job killed mid-run"
     assert temp_files(workdir / "results") == []
-    finished = {**mtimes(workdir, "results", "data"), **mtimes(workdir, "results", "models"),
-                **mtimes(workdir, "results", "masks")}
-    assert any(k.startswith("results/data/") for k in finished), "the kill came before the data was built"
+    finished = {**mtimes(workdir, "results", "store", "data"), **mtimes(workdir, "results", "store", "models"),
+                **mtimes(workdir, "results", "default", "masks")}
+    assert any(k.startswith("results/store/data/") for k in finished), "the kill came before the data was built"
 
     # Round 2: rerun, then SIGKILL the group mid-decode (no handler runs, snakemake keeps its lock).
     t1 = time.monotonic()
@@ -169,20 +169,21 @@ def test_killed_runs_resume_to_the_same_results(tiny_run, tmp_path):
     assert sorted((workdir / "results").rglob("*.partial")) == []  # no half-written encoder-cache entry
 
     # Nothing that had finished before the kills was redone.
-    after = {k: v for k, v in {**mtimes(workdir, "results", "data"), **mtimes(workdir, "results", "models"),
-                               **mtimes(workdir, "results", "masks")}.items() if k in finished}
+    after = {k: v for k, v in {**mtimes(workdir, "results", "store", "data"),
+                               **mtimes(workdir, "results", "store", "models"),
+                               **mtimes(workdir, "results", "default", "masks")}.items() if k in finished}
     assert after == finished
 
     # The same results as the uninterrupted run.
-    a = pd.read_parquet(tiny_run / "results/tables/wer.parquet")
-    b = pd.read_parquet(workdir / "results/tables/wer.parquet")
+    a = pd.read_parquet(tiny_run / "results/default/tables/wer.parquet")
+    b = pd.read_parquet(workdir / "results/default/tables/wer.parquet")
     assert set(TIMING_COLUMNS) <= set(a.columns)
     assert list(a.columns) == list(b.columns)
     keep = [c for c in a.columns if c not in TIMING_COLUMNS]
     key = ["model", "variant", "dataset"]
     pd.testing.assert_frame_equal(a[keep].sort_values(key).reset_index(drop=True),
                                   b[keep].sort_values(key).reset_index(drop=True), check_exact=True)
-    for parts in (("results", "data"), ("results", "masks")):
+    for parts in (("results", "store", "data"), ("results", "default", "masks")):
         ours, theirs = files_under(workdir, *parts), files_under(tiny_run, *parts)
         assert ours.keys() == theirs.keys()
         different = [k for k in ours if ours[k] != theirs[k]]

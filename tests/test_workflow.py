@@ -59,7 +59,7 @@ def finished_run(tiny_run):
 
 
 def test_the_table_has_every_row_and_column(finished_run):
-    table = pd.read_parquet(finished_run / "results/tables/wer.parquet")
+    table = pd.read_parquet(finished_run / "results/default/tables/wer.parquet")
     required = {"model", "variant", "method", "target", "sparsity", "dataset", "n_utts", "n_ref_words", "wer", "cer",
                 "substitutions", "deletions", "insertions"}
     assert required <= set(table.columns)
@@ -70,7 +70,7 @@ def test_the_table_has_every_row_and_column(finished_run):
     pruned = table[table["variant"] == "magnitude-dec_self_attn-s50"]
     assert (pruned["sparsity"] == 50).all()
     assert ((table["wer"] >= 0) & (table["wer"] < 5)).all()
-    tensors = pd.read_parquet(finished_run / "results/sensitivity/tiny.en/tensors.parquet")
+    tensors = pd.read_parquet(finished_run / "results/default/sensitivity/tiny.en/tensors.parquet")
     assert {"tensor", "component", "layer", "numel", "grad_score", "fisher"} <= set(tensors.columns)
     assert (tensors["fisher"] > 0).any()
 
@@ -107,7 +107,7 @@ def test_a_calibration_change_reruns_sensitivity_and_only_the_methods_that_read_
 def test_every_rule_leaves_a_benchmark_with_its_peak_memory(finished_run):
     from asrprune.usage import read_benchmarks
 
-    jobs = read_benchmarks(finished_run / "results/benchmarks")
+    jobs = read_benchmarks(finished_run / "results/default/benchmarks")
     ran = {"prepare_model", "prepare_dataset", "sensitivity", "predict_damage", "prune", "decode", "score", "aggregate", "plots"}
     assert ran <= set(jobs["rule"])
     decode = jobs[jobs["rule"] == "decode"]

@@ -53,7 +53,7 @@ def python_versions() -> dict[str, str]:
 
 def build_dataset(name: str, spec: Mapping[str, Any], out_path: Path,
                   inputs: Mapping[str, Path] | None = None, *, threads: int = 1) -> None:
-    """Build dataset `name` from `spec` and write it to `out_path` (results/data/{name}.parquet).
+    """Build dataset `name` from `spec` and write it to `out_path` (results/store/data/{name}-{key}.parquet).
 
     `inputs` holds files the spec depends on: `of` for a degraded split (defaults to
     `{out_path.parent}/{spec['of']}.parquet`), `manifest` for a manifest. `threads` only sets how

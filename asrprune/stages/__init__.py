@@ -7,7 +7,7 @@ notebook runs a stage the same way with a `Job` built by hand:
 
     from asrprune.runtime import Files, Job
     from asrprune.stages import score
-    score.run(Job(input=Files("results/decode/tiny.en/baseline/ivr.parquet"),
+    score.run(Job(input=Files("results/default/decode/tiny.en/baseline/ivr.parquet"),
                   output=Files("/tmp/ivr.scores.parquet"), params={"loop_min_repeats": 4}))
 """
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 STAGES = (
     "prepare_model",
     "prepare_dataset",
+    "link_dataset",
+    "experiment",
     "check_calibration",
     "sensitivity",
     "prune",

@@ -1,4 +1,4 @@
-"""aggregate: every score file into results/tables/wer.parquet (+ CSV twin, damage correlation)."""
+"""aggregate: every score file into results/{name}/tables/wer.parquet (+ CSV twin, damage correlation)."""
 
 from __future__ import annotations
 

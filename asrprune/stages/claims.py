@@ -1,4 +1,4 @@
-"""claims: score files + config/claims.yaml -> results/tables/claims.parquet (+ CSV twin, forest plot) (asrprune.claims)."""
+"""claims: score files + config/claims.yaml -> results/{name}/tables/claims.parquet (+ CSV twin, forest plot) (asrprune.claims)."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ def decode_variant(
 ) -> None:
     """Load the base model, apply the variant's mask set, decode a test set, write per-utterance rows.
 
-    With `cache_dir` (the rule passes results/cache/encoder) and `decoding.encoder_cache` on, a
+    With `cache_dir` (the rule passes results/store/cache/encoder) and `decoding.encoder_cache` on, a
     variant that leaves a prefix of the encoder untouched reads the base model's encoder states
     from the cache (asrprune.encoder_cache), or computes and stores them for the next variant;
     while it computes, it also stores the states at the boundaries `grid_targets` resume from

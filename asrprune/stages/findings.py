@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -22,14 +23,17 @@ def run(job: Job) -> None:
         job.output.effects,
         config_hash=job.params["config_hash"],
         config_name=job.params["config_name"],
+        store_benchmarks=job.params.get("store_benchmarks", ()),
     )
     log.info("wrote %s", job.output.markdown)
 
 
-def elapsed_minutes(benchmarks_dir: str | Path) -> float:
+def elapsed_minutes(benchmarks_dir: str | Path, also: Sequence[str | Path] = ()) -> float:
     """Wall-clock span of a run: from the earliest job start (file time minus its seconds) to the last end."""
+    from asrprune.usage import benchmark_files
+
     starts, ends = [], []
-    for path in Path(benchmarks_dir).rglob("*.tsv"):
+    for path, _ in benchmark_files(benchmarks_dir, also):
         seconds = float(pd.read_csv(path, sep="\t").iloc[-1]["s"])
         ends.append(path.stat().st_mtime)
         starts.append(path.stat().st_mtime - seconds)
@@ -48,6 +52,7 @@ def write_findings(
     *,
     config_hash: str,
     config_name: str,
+    store_benchmarks: Sequence[str | Path] = (),
 ) -> str:
     """Write the findings document, the claims CSV beside it and the effect-vs-model-size plot."""
     from asrprune.findings import claim_models, findings_markdown, no_timing_lines, timing_lines
@@ -58,7 +63,8 @@ def write_findings(
     claims = pd.read_parquet(claims_path)
     wer = pd.read_parquet(wer_path)
     try:
-        timing = timing_lines(read_benchmarks(benchmarks_dir), elapsed_minutes(benchmarks_dir), claim_models(claims))
+        timing = timing_lines(read_benchmarks(benchmarks_dir, store_benchmarks),
+                              elapsed_minutes(benchmarks_dir, store_benchmarks), claim_models(claims))
     except (FileNotFoundError, ValueError) as error:
         timing = no_timing_lines(error)
     text = findings_markdown(claims, wer, timing, config_hash=config_hash, config_name=config_name)

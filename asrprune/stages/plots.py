@@ -1,4 +1,4 @@
-"""plots: the WER table -> results/plots/{wer_vs_sparsity,delta_wer,predicted_vs_measured}.png (asrprune.plots)."""
+"""plots: the WER table -> results/{name}/plots/{wer_vs_sparsity,delta_wer,predicted_vs_measured}.png (asrprune.plots)."""
 
 from __future__ import annotations
 

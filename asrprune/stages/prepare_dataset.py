@@ -1,4 +1,4 @@
-"""prepare_dataset: results/data/{dataset}.parquet from the dataset's config entry (docs/contracts.md)."""
+"""prepare_dataset: results/store/data/{dataset}-{key}.parquet from the dataset's config entry (docs/contracts.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""prepare_model: results/models/{model}/, a standalone float32 HF Whisper directory + manifest.json."""
+"""prepare_model: results/store/models/{model}-{key}/, a standalone float32 HF Whisper directory + manifest.json."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""prune: one variant's mask set (asrprune.methods) -> results/masks/{model}/{variant}/ (asrprune.masks)."""
+"""prune: one variant's mask set (asrprune.methods) -> results/{name}/masks/{model}/{variant}/ (asrprune.masks)."""
 
 from __future__ import annotations
 
