@@ -196,3 +196,49 @@ def test_the_prune_stage_writes_an_ablation_mask_set(tmp_path, monkeypatch):
     full, without = (written[v]["overall"]["all_params"]["pruned"] for v in written)
     enc_ffn = written["schedule-authors40"]["targets"]["enc_ffn"]["pruned"]
     assert without == full - enc_ffn > 0
+
+
+def _wer_table():
+    """A WER table where the ablations were decoded on one set only and the rest on two."""
+    import pandas as pd
+
+    rows = []
+    wer = {"baseline": 0.10, "schedule-authors40": 0.60, "schedule-authors40-without-token_embedding": 0.12,
+           "schedule-authors40-without-enc_ffn": 0.70, "schedule-authors40-only-token_embedding": 0.45,
+           "schedule-authors40-only-enc_ffn": 0.15, "magnitude-dec_ffn-s50": 0.2}
+    sparsity = {"baseline": 0.0, "schedule-authors40": 0.30, "schedule-authors40-without-token_embedding": 0.18,
+                "schedule-authors40-without-enc_ffn": 0.22, "schedule-authors40-only-token_embedding": 0.12,
+                "schedule-authors40-only-enc_ffn": 0.08, "magnitude-dec_ffn-s50": 0.05}
+    for model, scale in (("tiny.en", 1.0), ("base", 0.5)):
+        for v, w in wer.items():
+            for d in (["clean"] if "-only-" in v or "-without-" in v else ["clean", "noisy"]):
+                rows.append({"model": model, "variant": v, "dataset": d, "wer": w * scale, "sparsity_overall": sparsity[v],
+                             "method": v.split("-")[0], "target": "all", "wer_ci_low": w * scale - 0.01,
+                             "wer_ci_high": w * scale + 0.01, "delta_wer_abs": (w - 0.1) * scale, "p_value": 0.5,
+                             "predicted_damage": sparsity[v]})
+    return pd.DataFrame(rows)
+
+
+def test_the_findings_ablation_section_names_the_entry_that_breaks_the_model():
+    from asrprune.findings import ablation_lines
+
+    text = "\n".join(ablation_lines(_wer_table()))
+    # models in the claims tables' order (asrprune.findings.claim_models), only the set the ablations were decoded on
+    assert text.index("on base, clean") < text.index("on tiny.en, clean")
+    assert "noisy" not in text
+    tiny = text[text.index("on tiny.en"):]
+    assert "| schedule-authors40-without-token_embedding | 18.0 % | 12.00 | -48.00 | +2.00 |" in tiny
+    assert "Removing `token_embedding` restores the most: 12.00 % WER" in tiny
+    assert "Alone, `token_embedding` does the most damage: 45.00 % WER (+35.00" in tiny
+    # only-X deltas: +35 and +5 = +40 points; together +50: they compound
+    assert "add up to +40.00 points against the baseline; all of them together, +50.00 (they compound)." in tiny
+    assert ablation_lines(_wer_table().query("~variant.str.contains('-only-|-without-')")) == []
+
+
+def test_plots_draw_a_table_with_missing_variant_set_pairs(tmp_path):
+    from asrprune import plots
+
+    table = _wer_table()
+    for name, fn in (("wer", plots.plot_wer_vs_sparsity), ("delta", plots.plot_delta_bars)):
+        out = fn(table, tmp_path / f"{name}.png")
+        assert Path(out).stat().st_size > 0
