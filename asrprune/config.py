@@ -17,6 +17,7 @@ import yaml
 from asrprune.components import layers_in_range, parse_target, select_tensors
 from asrprune.io import MANIFEST_FILE, read_manifest
 from asrprune.schedules import resolve_schedule
+from asrprune.variants import check_ablation
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -168,12 +169,28 @@ def _check_references(config: dict[str, Any]) -> None:
         of = spec.get("of")
         if of is not None and of not in datasets:
             raise ConfigError(f"datasets.{name}.of = {of!r}: expected one of the datasets {sorted(datasets)}")
+    tests = [n for n, spec in datasets.items() if spec.get("role", "test") == "test"]
     for i, entry in enumerate(config["pruning"]["grid"]):
         for target in entry.get("targets", []):
             try:
                 parse_target(target)
             except ValueError as e:
                 raise ConfigError(f"pruning.grid[{i}].targets: {e}") from None
+        if entry.get("ablate") and entry["method"] != "schedule":
+            raise ConfigError(
+                f"pruning.grid[{i}].ablate: takes a schedule apart; method {entry['method']!r} has none "
+                "(expected method: schedule)"
+            )
+        for kind in entry.get("ablate") or []:
+            try:
+                check_ablation(kind)
+            except ValueError as e:
+                raise ConfigError(f"pruning.grid[{i}].ablate: {e}") from None
+        for name in entry.get("sets") or []:
+            if name not in tests:
+                raise ConfigError(
+                    f"pruning.grid[{i}].sets: {name!r} is not a test set of this config; expected some of {tests}"
+                )
     _check_schedules(config)
     _check_calibration_apart(config)
 

@@ -126,6 +126,58 @@ def no_timing_lines(error: Exception) -> list[str]:
     return [f"No benchmark files: {error}", ""]
 
 
+def ablation_lines(wer: pd.DataFrame) -> list[str]:
+    """The "Which entry of a schedule breaks the model" section: every `schedule-NAME-without-X` and
+    `-only-X` row of the WER table beside its full schedule and the baseline on the same set, and what
+    they say (the removal that restores most, the entry that breaks the model alone, the interaction:
+    the sum of the only-X deltas against the full schedule's delta). Empty when the grid has no ablation."""
+    import re
+
+    pattern = re.compile(r"^schedule-(?P<name>[A-Za-z0-9_]+)-(?P<kind>without|only)-(?P<component>.+)$")
+    parsed = {v: m for v in wer["variant"].unique() if (m := pattern.match(str(v)))}
+    if not parsed:
+        return []
+    lines = ["## Which entry of a schedule breaks the model", "",
+             "Schedule ablations (`schedule-NAME-without-X`: the full schedule with entry X left unpruned; "
+             "`-only-X`: entry X alone), their masks the full schedule's own. Sparsity is the realized share of "
+             "all parameters; WER and deltas in points.", ""]
+    index = wer.set_index(["model", "variant", "dataset"])
+    keys = sorted({(m.group("name"), r.model, r.dataset) for r in wer.itertuples() if (m := parsed.get(r.variant))},
+                  key=lambda k: (k[0], len(k[1]), k[1], k[2]))
+    for name, model, dataset in keys:
+        full_id = f"schedule-{name}"
+        if (model, full_id, dataset) not in index.index or (model, "baseline", dataset) not in index.index:
+            lines += [f"{model}, {dataset}: the full schedule or the baseline was not decoded here.", ""]
+            continue
+        full, base = index.loc[(model, full_id, dataset)], index.loc[(model, "baseline", dataset)]
+        rows = [(v, m) for v, m in parsed.items() if m.group("name") == name and (model, v, dataset) in index.index]
+        lines += [f"**{name} on {model}, {dataset}** (baseline {100 * base['wer']:.2f} %, full schedule "
+                  f"{100 * full['wer']:.2f} % at {100 * full['sparsity_overall']:.1f} % sparsity):", "",
+                  "| variant | sparsity | WER | Δ vs full schedule | Δ vs baseline |", "|---|---|---|---|---|"]
+        for vid in ["baseline", full_id] + [v for v, _ in rows]:
+            r = index.loc[(model, vid, dataset)]
+            lines.append(f"| {vid} | {100 * r['sparsity_overall']:.1f} % | {100 * r['wer']:.2f} | "
+                         f"{_pts(r['wer'] - full['wer'])} | {_pts(r['wer'] - base['wer'])} |")
+        without = {m.group("component"): index.loc[(model, v, dataset)]["wer"] for v, m in rows if m.group("kind") == "without"}
+        only = {m.group("component"): index.loc[(model, v, dataset)]["wer"] for v, m in rows if m.group("kind") == "only"}
+        lines.append("")
+        if without:
+            best = min(without, key=lambda c: (without[c], c))
+            lines.append(f"- Removing `{best}` restores the most: {100 * without[best]:.2f} % WER, "
+                         f"{_pts(without[best] - full['wer'])} points against the full schedule, "
+                         f"{_pts(without[best] - base['wer'])} against the baseline.")
+        if only:
+            worst = max(only, key=lambda c: (only[c], c))
+            lines.append(f"- Alone, `{worst}` does the most damage: {100 * only[worst]:.2f} % WER "
+                         f"({_pts(only[worst] - base['wer'])} points against the baseline).")
+            total = sum(w - base["wer"] for w in only.values())
+            lines.append(f"- Interaction: the {len(only)} entries alone add up to {_pts(total)} points against the "
+                         f"baseline; all of them together, {_pts(full['wer'] - base['wer'])}"
+                         + (" (they compound)." if full["wer"] - base["wer"] > total else " (less than the sum)."))
+        lines.append("")
+    return lines
+
+
 def findings_markdown(
     claims: pd.DataFrame, wer: pd.DataFrame, timing: list[str], *, config_hash: str, config_name: str
 ) -> str:
@@ -158,6 +210,7 @@ def findings_markdown(
         parts += ["Baseline WER per set: " + "; ".join(
             f"{r.model} {r.dataset} {100 * r.wer:.2f} % ({r.n_ref_words} words)" for r in baselines.itertuples()) + ".", ""]
     parts += ["![effect against model size](findings_effects.png)", ""]
+    parts += ablation_lines(wer)
     parts += [TIMING_HEADING, ""]
     parts += timing
     return "\n".join(parts)

@@ -28,6 +28,12 @@ Methods (`METHODS`):
   `round(sparsity * n)` weights pruned over the group: an exact multiple-choice knapsack over
   units × grid steps (5 %), one unit taking the exact remainder (`asrprune.allocation`).
   `allocate_thirds` does the same with every block component split into layer thirds.
+- `schedule-NAME-without-X` / `schedule-NAME-only-X`: schedule NAME's own masks with the tensors
+  entry X wins left unpruned, or with only those pruned (`ablated_masks`). Every rate applies per
+  tensor or pooled within its own entry, so no tensor's mask depends on another entry: for a
+  schedule whose targets do not overlap (authors40) this is exactly the masks of the reduced
+  schedule computed directly (tests/test_methods.py proves it). Where targets overlap, a tensor
+  keeps its full-schedule owner: `without-X` never hands X's tensors to another entry.
 - `METHOD-as-NAME` (`global`, `allocate`, `allocate_thirds`): the method over the tensors schedule
   NAME can prune, pruning exactly as many weights as it does, so a comparison with the schedule
   differs in *where* it prunes, never in *how much*.
@@ -50,7 +56,7 @@ from asrprune.allocation import allocate_counts, damage_unit, units_of
 from asrprune.components import GROUPS, classify, parse_target, select_tensors
 from asrprune.schedules import SCHEDULES, Rate, Schedule, resolve_schedule  # noqa: F401 (re-exported)
 from asrprune.variants import METHODS as DECLARED
-from asrprune.variants import Variant, check_method
+from asrprune.variants import Variant, check_ablation, check_method
 
 Masks = dict[str, torch.Tensor]
 
@@ -247,6 +253,29 @@ def schedule_masks(model: nn.Module, target: str | None, sparsity: float | None,
     return {n: out[n] for n in params if n in out}  # model order
 
 
+def ablated_masks(model: nn.Module, kind: str, component: str, context: PruneContext) -> Masks:
+    """A schedule taken apart: the full schedule's masks without entry `component`'s tensors
+    (`without`) or restricted to them (`only`); see the module doc for why this is exact."""
+    check_ablation(kind)
+    if not context.schedule:
+        raise ValueError("a schedule ablation needs context.schedule (target -> Rate); see methods.resolve_schedule")
+    if component not in context.schedule or not context.schedule[component].sparsity > 0:
+        raise ValueError(
+            f"schedule ablation {kind}-{component}: {component!r} is not an entry of the schedule with a nonzero "
+            f"sparsity; expected one of {[t for t, r in context.schedule.items() if r.sparsity > 0]}"
+        )
+    full = schedule_masks(model, "all", None, context)
+    owned = {n for n, t in schedule_assignment(model, context.schedule).items() if t == component}
+    keep_owned = kind == "only"
+    out = {n: m for n, m in full.items() if (n in owned) == keep_owned}
+    left = [t for t in context.schedule if (t == component) != keep_owned]
+    for t in left:  # entries this ablation leaves unpruned: nothing requested, nothing pruned
+        context.notes["schedule"][t] = 0.0
+        context.notes["schedule_pools"][t].update(pruned=0, sparsity=0.0, left_unpruned=True)
+    context.notes["ablation"] = {"kind": kind, "component": component, "tensors": sorted(owned)}
+    return out
+
+
 def wanda_masks(model: nn.Module, target: str, sparsity: float, context: PruneContext) -> Masks:
     """|W_ij|·‖X_j‖₂ pruned per output row (conv: per output channel, input channel norms)."""
     norms = context.activation_norms
@@ -391,8 +420,12 @@ def compute_masks(
 
 
 def variant_masks(model: nn.Module, variant: Variant, context: PruneContext) -> Masks:
-    """The masks of a variant: `METHOD-as-NAME` through `matched_masks`, the rest through `compute_masks`."""
+    """The masks of a variant: `METHOD-as-NAME` through `matched_masks`, a schedule ablation through
+    `ablated_masks`, the rest through `compute_masks`."""
     if variant.matched:
         with torch.no_grad():
             return matched_masks(model, variant.method, context)
+    if variant.ablated:
+        with torch.no_grad():
+            return ablated_masks(model, variant.ablate, variant.component, context)
     return compute_masks(model, variant.method, variant.target, variant.sparsity, context=context)

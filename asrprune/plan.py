@@ -10,13 +10,17 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from asrprune.config import RESERVED_NAMES
 
 # BASELINE and Variant are re-exported: tables and rules name them through plan
-from asrprune.variants import BASELINE, Variant, by_id, grid  # noqa: F401
+from asrprune.variants import BASELINE, Variant, by_id, grid, grid_entries  # noqa: F401
+
+# Where the Snakefile lives: a relative claims path is looked up here when the working directory lacks it.
+WORKFLOW_DIR = str(Path(__file__).resolve().parents[1])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -186,24 +190,89 @@ def dataset_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
     return spec
 
 
-def _per_run(config: dict[str, Any], results: str, stage: str) -> list[str]:
-    """One file of `stage` per model × variant × test set."""
+@lru_cache(maxsize=8)
+def _read_claims(path: str, mtime_ns: int) -> tuple[list[Any], dict[str, list[str]]]:
+    from asrprune.claims import parse_claims
+    from asrprune.config import load_yaml
+
+    return parse_claims(load_yaml(path), where=path)
+
+
+def config_claims(config: dict[str, Any], workflow_dir: str = WORKFLOW_DIR) -> tuple[list[Any], dict[str, list[str]]]:
+    """(claims, pools) of the config's claims file; none when the config names no claims file."""
+    path = claims_file(config, workflow_dir)
+    if not path:
+        return [], {}
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"claims file {path!r} (config `claims`) does not exist")
+    return _read_claims(path, os.stat(path).st_mtime_ns)
+
+
+def claim_sets(config: dict[str, Any], claims: tuple[list[Any], dict[str, list[str]]] | None = None) -> dict[str, set[str]]:
+    """Variant id -> the test sets the claims read it on (its own claims and those it is the reference of).
+
+    A `ranks_damage` claim reads whatever was decoded and asks for nothing; a claim whose variant or
+    reference is not in the grid is not judged and asks for nothing either.
+    """
+    from asrprune.claims import resolve_sets
+
+    found, pools = config_claims(config) if claims is None else claims
+    tests = evaluation_sets(config)
+    ids = {v.id for v in variants(config)}
+    out: dict[str, set[str]] = {}
+    for claim in found:
+        if claim.outcome == "ranks_damage" or claim.variant not in ids or claim.reference not in ids:
+            continue
+        needed = {s for _, members in resolve_sets(claim, pools, tests) for s in members}
+        for vid in (claim.variant, claim.reference):
+            out.setdefault(vid, set()).update(needed)
+    return out
+
+
+def _decode_runs(config: dict[str, Any], claims: tuple[list[Any], dict[str, list[str]]] | None = None) -> list[tuple[str, Variant, str]]:
+    """(model, variant, test set) of every decode the table, a claim or a plot reads, in grid order.
+
+    A grid entry's variants are decoded on its `sets` (every test set when it names none); a claim
+    adds the sets it reads its variant and reference on (`claim_sets`); the baseline is decoded on
+    every set any variant is, since every delta is taken against it. The plots draw what the table has.
+    """
+    tests = evaluation_sets(config)
+    entries = config["pruning"]["grid"]
+    wanted: dict[str, set[str]] = {}
+    for v, i in grid_entries(config):
+        if i is not None:
+            wanted.setdefault(v.id, set()).update(entries[i].get("sets") or tests)
+    for vid, sets in claim_sets(config, claims).items():
+        wanted.setdefault(vid, set()).update(sets)
+    wanted[BASELINE] = set().union(*wanted.values())
+    return [(m, v, d) for m in config["models"] for v in variants(config) for d in tests if d in wanted.get(v.id, ())]
+
+
+def decode_pairs(config: dict[str, Any], claims: tuple[list[Any], dict[str, list[str]]] | None = None) -> list[tuple[str, str, str]]:
+    """(model, variant id, test set) of every decode the plan runs (`_decode_runs`); `claims` as
+    `config_claims` returns them (default: the config's claims file)."""
+    return [(m, v.id, d) for m, v, d in _decode_runs(config, claims)]
+
+
+Claims = tuple[list[Any], dict[str, list[str]]]
+
+
+def _per_run(config: dict[str, Any], results: str, stage: str, claims: Claims | None = None) -> list[str]:
+    """One file of `stage` per decoded model × variant × test set (`decode_pairs`)."""
     return [
         f"{results}/{stage}/{m}/{v.id}/{d}.parquet"
-        for m in config["models"]
-        for v in variants(config)
-        for d in evaluation_sets(config)
+        for m, v, d in _decode_runs(config, claims)
     ]
 
 
-def decode_targets(config: dict[str, Any], results: str = "results/default") -> list[str]:
+def decode_targets(config: dict[str, Any], results: str = "results/default", claims: Claims | None = None) -> list[str]:
     """One decode per model × variant × test set."""
-    return _per_run(config, results, "decode")
+    return _per_run(config, results, "decode", claims)
 
 
-def score_targets(config: dict[str, Any], results: str = "results/default") -> list[str]:
+def score_targets(config: dict[str, Any], results: str = "results/default", claims: Claims | None = None) -> list[str]:
     """One score file per decode."""
-    return _per_run(config, results, "scores")
+    return _per_run(config, results, "scores", claims)
 
 
 def final_targets(config: dict[str, Any], results: str = "results/default") -> list[str]:
@@ -323,7 +392,8 @@ def rule_threads(config: dict[str, Any], rule: str) -> int:
 CALIBRATION_CHECK = "checks/calibration_overlap.json"
 
 
-def intermediate_targets(config: dict[str, Any], results: str = "results/default", store: str = "results/store") -> list[str]:
+def intermediate_targets(config: dict[str, Any], results: str = "results/default", store: str = "results/store",
+                         claims: Claims | None = None) -> list[str]:
     """Every file between the sources and the final targets, for the `all` rule to list.
 
     Snakemake rebuilds a missing file only when a job that must run asks for it: a deleted
@@ -335,7 +405,7 @@ def intermediate_targets(config: dict[str, Any], results: str = "results/default
     out += [dataset_file(config, d, store) for d in config["datasets"]]
     out += [model_dir(config, m, store) for m in config["models"]]
     out += [f"{results}/masks/{m}/{v.id}" for m in config["models"] for v in variants(config)]
-    out += decode_targets(config, results) + score_targets(config, results)
+    out += decode_targets(config, results, claims) + score_targets(config, results, claims)
     for m in config["models"]:
         out += [f"{results}/sensitivity/{m}/{name}"
                 for name in ("components.parquet", "fisher.safetensors", "heatmap.png", "calibration.json")]

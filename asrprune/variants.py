@@ -4,7 +4,13 @@ A variant has a readable, stable id that round-trips through `Variant.parse`:
 - `baseline`;
 - `METHOD-TARGET-sPERCENT`, e.g. `magnitude-dec_self_attn-s50`, `global-all-s40`;
 - `schedule-NAME`, a named schedule (asrprune.schedules), e.g. `schedule-authors40`;
-- `METHOD-as-NAME`, a method at exactly schedule NAME's pool and pruned count, e.g. `global-as-authors40`.
+- `METHOD-as-NAME`, a method at exactly schedule NAME's pool and pruned count, e.g. `global-as-authors40`;
+- `schedule-NAME-without-COMPONENT` / `schedule-NAME-only-COMPONENT`, an ablation of schedule NAME:
+  the full schedule with one of its entries left unpruned, or that entry alone. COMPONENT is the
+  schedule's own target name (e.g. `dec_ffn.first_third`, `token_embedding`), so it is readable,
+  stable and valid in the rules' variant wildcard `[a-z][a-z0-9_.-]*`. A grid entry
+  `{method: schedule, schedules: [NAME], ablate: [without, only]}` plans the full schedule and
+  every ablation of every entry with a nonzero sparsity (`schedule_components`).
 
 Each method declares here, torch-free, which inputs its masks read (`Method`), so planning knows
 which prune jobs depend on the Fisher or the calibration audio without importing the methods; the
@@ -48,6 +54,22 @@ METHODS: dict[str, Method] = {
 
 _PERCENT_RE = re.compile(r"^(?P<method>[a-z_]+)-(?P<target>.+)-s(?P<pct>\d+)$")
 _MATCHED_RE = re.compile(r"^(?P<method>[a-z_]+)-as-(?P<schedule>[A-Za-z0-9_]+)$")
+_ABLATION_RE = re.compile(r"^schedule-(?P<schedule>[A-Za-z0-9_]+)-(?P<ablate>[a-z]+)-(?P<component>.+)$")
+# How a schedule can be taken apart: `without` leaves one entry's tensors unpruned (every other
+# tensor keeps the full schedule's mask), `only` prunes that entry's tensors alone.
+ABLATIONS = ("without", "only")
+
+
+def check_ablation(kind: str) -> str:
+    """An ablation kind, or a named error listing the choices."""
+    if kind not in ABLATIONS:
+        raise ValueError(f"unknown schedule ablation {kind!r}: expected one of {', '.join(ABLATIONS)}")
+    return kind
+
+
+def schedule_components(schedule: dict[str, Any]) -> list[str]:
+    """The entries of a schedule an ablation can take out: its targets with a nonzero sparsity, in order."""
+    return [t for t, rate in schedule.items() if float(rate.sparsity) > 0]
 
 
 def check_method(method: str) -> Method:
@@ -60,12 +82,15 @@ def check_method(method: str) -> Method:
 @dataclass(frozen=True)
 class Variant:
     """One variant: `sparsity` is a fraction (None when the method takes none or matches a schedule);
-    `schedule` names the schedule of `schedule-NAME` or the one `METHOD-as-NAME` matches."""
+    `schedule` names the schedule of `schedule-NAME` or the one `METHOD-as-NAME` matches; `ablate`
+    (`without` or `only`) and `component` (one of the schedule's targets) make it an ablation."""
 
     method: str
     target: str | None = None
     sparsity: float | None = None
     schedule: str | None = None
+    ablate: str | None = None
+    component: str | None = None
 
     @property
     def id(self) -> str:
@@ -73,6 +98,8 @@ class Variant:
         if self.method == BASELINE:
             return BASELINE
         if self.method == "schedule":
+            if self.ablate is not None:
+                return f"schedule-{self.schedule}-{self.ablate}-{self.component}"
             return f"schedule-{self.schedule}"
         if self.schedule is not None:
             return f"{self.method}-as-{self.schedule}"
@@ -101,11 +128,30 @@ class Variant:
         """A method run at a schedule's pool and pruned count (`METHOD-as-NAME`)."""
         return self.schedule is not None and self.method != "schedule"
 
+    @property
+    def ablated(self) -> bool:
+        """A schedule with one entry left out (`without`) or alone (`only`)."""
+        return self.ablate is not None
+
+    @property
+    def full_schedule(self) -> "Variant | None":
+        """The full schedule an ablation is taken from (None for every other variant)."""
+        return Variant("schedule", "all", None, self.schedule) if self.ablated else None
+
     @classmethod
     def parse(cls, variant: str) -> "Variant":
-        """`baseline`, `schedule-NAME`, `METHOD-as-NAME` or `METHOD-TARGET-sPCT` -> Variant (a named error otherwise)."""
+        """`baseline`, `schedule-NAME`, `schedule-NAME-{without,only}-COMPONENT`, `METHOD-as-NAME` or
+        `METHOD-TARGET-sPCT` -> Variant (a named error otherwise)."""
         if variant == BASELINE:
             return cls(BASELINE)
+        m = _ABLATION_RE.match(variant)
+        if m:
+            try:
+                check_ablation(m["ablate"])
+                parse_target(m["component"])
+            except ValueError as e:
+                raise ValueError(f"variant {variant!r}: {e}") from None
+            return cls("schedule", "all", None, m["schedule"], m["ablate"], m["component"])
         if variant.startswith("schedule-"):
             name = variant[len("schedule-") :]
             if not name:
@@ -137,29 +183,42 @@ def grid(config: dict[str, Any]) -> list[Variant]:
     Schedules (named in the grid or by `sparsity_of`) are resolved here, so a bad one is a named
     error before any job runs.
     """
+    seen: dict[str, Variant] = {}
+    for v, _ in grid_entries(config):
+        seen.setdefault(v.id, v)
+    return list(seen.values())
+
+
+def grid_entries(config: dict[str, Any]) -> list[tuple[Variant, int | None]]:
+    """(variant, index of the grid entry that plans it; None for the baseline) in config order.
+
+    A variant that two entries plan appears twice (each entry may name its own decode sets)."""
     pruning = config["pruning"]
-    out = [Variant(BASELINE, "none")]
-    for entry in pruning["grid"]:
+    out: list[tuple[Variant, int | None]] = [(Variant(BASELINE, "none"), None)]
+    for i, entry in enumerate(pruning["grid"]):
         method = entry["method"]
         spec = check_method(method)
+        kinds = [check_ablation(k) for k in entry.get("ablate") or []]
+        if kinds and method != "schedule":
+            raise ValueError(f"pruning.grid[{i}]: `ablate` takes a schedule apart; method {method!r} has none")
         if method == "schedule":
             for name in entry["schedules"]:
-                resolve_schedule(name, pruning.get("schedules"))
-                out.append(Variant("schedule", "all", None, name))
+                schedule = resolve_schedule(name, pruning.get("schedules"))
+                out.append((Variant("schedule", "all", None, name), i))
+                for kind in kinds:
+                    for component in schedule_components(schedule):
+                        out.append((Variant("schedule", "all", None, name, kind, component), i))
             continue
         if entry.get("sparsity_of"):
             name = entry["sparsity_of"]
             resolve_schedule(name, pruning.get("schedules"))
-            out.append(Variant(method, "all", None, name))
+            out.append((Variant(method, "all", None, name), i))
             continue
         for target in entry.get("targets") or [spec.default_target or "all"]:
             parse_target(target)
             for pct in entry["sparsities"]:
-                out.append(Variant(method, target, int(pct) / 100))
-    seen: dict[str, Variant] = {}
-    for v in out:
-        seen.setdefault(v.id, v)
-    return list(seen.values())
+                out.append((Variant(method, target, int(pct) / 100), i))
+    return out
 
 
 def by_id(config: dict[str, Any], vid: str) -> Variant:

@@ -18,7 +18,9 @@ from asrprune.io import check_output_root, read_json_or_none
 
 try:
     for path in workflow.overwrite_configfiles:
-        load_yaml(path)  # refuses duplicate keys, which Snakemake's loader silently merges
+        load_yaml(
+            path
+        )  # refuses duplicate keys, which Snakemake's loader silently merges
     validate_config(config)
     # Snakemake compares dict params in key order: sorted keys make a reordered but equal
     # config rerun nothing.
@@ -70,6 +72,11 @@ CALIB = plan.calibration_set(config)
 CALIB_CHECK = f"{EXP}/{plan.CALIBRATION_CHECK}"
 FINDINGS = plan.findings_dir(config, EXP)
 CLAIMS = plan.claims_file(config, WORKFLOW_DIR)
+# The claims, read once: which (variant, set) pairs they need decoded (asrprune.plan.decode_pairs)
+try:
+    PLANNED_CLAIMS = plan.config_claims(config, WORKFLOW_DIR)
+except (OSError, ValueError) as error:
+    raise WorkflowError(str(error)) from None
 
 
 def model_dir(model):
@@ -86,7 +93,7 @@ def get_final_targets():
     # Intermediates too: Snakemake rebuilds a missing file only when a job that must run asks for
     # it, so a deleted data set would otherwise stay missing while everything downstream exists.
     return plan.final_targets(config, EXP) + plan.intermediate_targets(
-        config, EXP, STORE
+        config, EXP, STORE, PLANNED_CLAIMS
     )
 
 
@@ -180,7 +187,7 @@ def get_pruned_mask_sets(wildcards):
 
 
 def get_all_scores(wildcards):
-    return plan.score_targets(config, EXP)
+    return plan.score_targets(config, EXP, PLANNED_CLAIMS)
 
 
 def get_all_mask_sets(wildcards):

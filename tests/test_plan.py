@@ -126,3 +126,98 @@ def test_the_config_hash_names_the_experiment_not_how_it_runs():
     assert plan.config_hash(config) == before
     config["decoding"]["batch_size"] = 3
     assert plan.config_hash(config) != before
+
+
+def _study():
+    return validate_config(load_yaml(REPO / "config" / "study.yaml"))
+
+
+def _claims(*entries, pools=None):
+    from asrprune.claims import parse_claims
+
+    return parse_claims({"pools": pools or {}, "claims": list(entries)})
+
+
+def test_decode_pairs_without_restrictions_are_every_model_variant_and_set():
+    config = _study()
+    for entry in config["pruning"]["grid"]:
+        entry.pop("sets", None)
+    pairs = plan.decode_pairs(config)
+    n = len(config["models"]) * len(plan.variants(config)) * len(plan.evaluation_sets(config))
+    assert len(pairs) == len(set(pairs)) == n
+    assert plan.decode_targets(config) == [f"results/default/decode/{m}/{v}/{d}.parquet" for m, v, d in pairs]
+    assert plan.score_targets(config) == [f"results/scores/{m}/{v}/{d}.parquet" for m, v, d in pairs]
+
+
+def test_a_grid_entry_decodes_only_its_sets_and_a_claim_adds_what_it_reads():
+    config = _config()
+    config["pruning"]["grid"] = [
+        {"method": "magnitude", "targets": ["dec_self_attn", "dec_ffn"], "sparsities": [50], "sets": ["ivr"]},
+        {"method": "schedule", "schedules": ["authors40"], "ablate": ["without"], "sets": ["tts_clean"]},
+    ]
+    config = validate_config(config)
+    no_claims = ([], {})
+    pairs = plan.decode_pairs(config, no_claims)
+    n_ablations = 1 + len(methods.resolve_schedule("authors40"))  # the schedule and 9 without-X
+    # 2 magnitude variants on ivr, 10 schedule variants on tts_clean, the baseline on both
+    assert len(pairs) == 2 + n_ablations + 2
+    assert ("tiny.en", "baseline", "tts_noisy") not in pairs  # no variant is decoded there
+    assert {d for _, v, d in pairs if v == "baseline"} == {"ivr", "tts_clean"}
+    # a claim on a pool reads its variant and reference on every member; other variants stay put
+    claims = _claims(
+        {"id": "X", "variant": "magnitude-dec_ffn-s50", "reference": "schedule-authors40", "datasets": ["both"],
+         "expect": "improves"},
+        {"id": "Y", "variant": "magnitude-enc_ffn-s50", "datasets": ["tts_noisy"], "expect": "improves"},  # not planned
+        {"id": "R", "datasets": ["tts_noisy"], "expect": "ranks_damage"},  # reads what is there, asks for nothing
+        pools={"both": ["ivr", "tts_noisy"]},
+    )
+    with_claims = plan.decode_pairs(config, claims)
+    added = set(with_claims) - set(pairs)
+    assert added == {("tiny.en", "magnitude-dec_ffn-s50", "tts_noisy"), ("tiny.en", "schedule-authors40", "ivr"),
+                     ("tiny.en", "schedule-authors40", "tts_noisy"), ("tiny.en", "baseline", "tts_noisy")}
+    assert set(pairs) <= set(with_claims)
+
+
+def test_the_config_claims_file_is_read_for_the_decode_plan(tmp_path):
+    config = _config()
+    config["pruning"]["grid"] = [{"method": "magnitude", "targets": ["dec_ffn"], "sparsities": [50], "sets": ["ivr"]}]
+    path = tmp_path / "claims.yaml"
+    path.write_text("claims:\n  - {id: A, variant: magnitude-dec_ffn-s50, datasets: [tts_clean], expect: improves}\n")
+    config["claims"] = str(path)
+    config = validate_config(config)
+    assert sorted(plan.decode_pairs(config)) == sorted(
+        ("tiny.en", v, d) for v in ("baseline", "magnitude-dec_ffn-s50") for d in ("ivr", "tts_clean"))
+    config["claims"] = str(tmp_path / "missing.yaml")
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        plan.decode_pairs(config)
+
+
+def test_a_grid_entry_naming_an_unknown_set_is_a_named_error():
+    config = _config()
+    config["pruning"]["grid"][0]["sets"] = ["calib"]
+    with pytest.raises(Exception, match=r"pruning.grid\[0\].sets: 'calib' is not a test set"):
+        validate_config(config)
+
+
+def test_the_study_decodes_fewer_pairs_with_its_restrictions():
+    """config/study.yaml: the ablations on their own clean set, the other variants where the table and claims read them."""
+    config = _study()
+    restricted = plan.decode_pairs(config)
+    full = copy.deepcopy(config)
+    for entry in full["pruning"]["grid"]:
+        entry.pop("sets", None)
+    everything = plan.decode_pairs(full)
+    assert set(restricted) < set(everything)
+    ablations = [p for p in restricted if "-without-" in p[1] or "-only-" in p[1]]
+    assert ablations and {d for _, _, d in ablations} == {"ivr_small"}
+    # every claim's variant and reference are decoded on every set the claim reads
+    found, pools = plan.config_claims(config)
+    tests = plan.evaluation_sets(config)
+    from asrprune.claims import resolve_sets
+    for claim in found:
+        if claim.outcome == "ranks_damage":
+            continue
+        for _, members in resolve_sets(claim, pools, tests):
+            for m in config["models"]:
+                for d in members:
+                    assert (m, claim.variant, d) in restricted and (m, claim.reference, d) in restricted, (claim.id, d)
