@@ -146,7 +146,7 @@ def test_decode_pairs_without_restrictions_are_every_model_variant_and_set():
     n = len(config["models"]) * len(plan.variants(config)) * len(plan.evaluation_sets(config))
     assert len(pairs) == len(set(pairs)) == n
     assert plan.decode_targets(config) == [f"results/default/decode/{m}/{v}/{d}.parquet" for m, v, d in pairs]
-    assert plan.score_targets(config) == [f"results/scores/{m}/{v}/{d}.parquet" for m, v, d in pairs]
+    assert plan.score_targets(config) == [f"results/default/scores/{m}/{v}/{d}.parquet" for m, v, d in pairs]
 
 
 def test_a_grid_entry_decodes_only_its_sets_and_a_claim_adds_what_it_reads():
