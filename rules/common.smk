@@ -7,7 +7,14 @@ sys.path.insert(0, workflow.basedir)
 import copy
 
 from asrprune import plan
-from asrprune.config import ConfigError, check_model_depths, load_yaml, validate_config
+from asrprune.config import (
+    ConfigError,
+    check_installed_packages,
+    check_model_depths,
+    load_yaml,
+    validate_config,
+)
+from asrprune.datasets.manifest import content_sha256 as dataset_content_sha256
 from asrprune.datasets.manifest import input_files as dataset_input_files
 from asrprune.io import check_output_root
 
@@ -18,10 +25,13 @@ try:
         for path in workflow.overwrite_configfiles:
             load_yaml(
                 path
-            )  # refuses duplicate keys, which Snakemake's loader silently merges
+            )  # refuses duplicate keys (Snakemake's loader merges them) and aliases
         config.clear()
         config.update(copy.deepcopy(workflow.config_settings.overwrite_config))
     validate_config(config)
+    # a pin typo must stop here: a changed spec reruns prepare_model, whose old output Snakemake
+    # deletes before the job runs (and fails)
+    check_installed_packages(config)
     # Snakemake compares dict params in key order: sorted keys make a reordered but equal
     # config rerun nothing.
     sorted_config = plan.sort_keys(config)
@@ -80,6 +90,24 @@ def get_prepare_dataset_input(wildcards):
     except ValueError as error:
         raise WorkflowError(f"datasets.{wildcards.dataset}: {error}") from None
     return inputs
+
+
+_DATASET_CONTENT = {}
+
+
+def get_prepare_dataset_spec(wildcards):
+    """The spec, plus the sha256 of every file of the user's it reads: a clip replaced by other
+    bytes reruns the set even when its mtime did not move (cp -p). Hashed once per DAG build.
+    """
+    spec = plan.dataset_spec(config, wildcards.dataset)
+    if wildcards.dataset not in _DATASET_CONTENT:
+        try:
+            _DATASET_CONTENT[wildcards.dataset] = dataset_content_sha256(spec)
+        except ValueError as error:
+            raise WorkflowError(f"datasets.{wildcards.dataset}: {error}") from None
+    if _DATASET_CONTENT[wildcards.dataset] is not None:
+        spec["content_sha256"] = _DATASET_CONTENT[wildcards.dataset]
+    return spec
 
 
 def get_prune_input(wildcards):

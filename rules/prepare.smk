@@ -31,7 +31,7 @@ rule prepare_dataset:
     resources:
         **res("prepare_dataset"),
     params:
-        spec=lambda wildcards: plan.dataset_spec(config, wildcards.dataset),
+        spec=get_prepare_dataset_spec,
     script:
         "../scripts/prepare_dataset.py"
 
