@@ -1119,3 +1119,21 @@ def test_sigkill_leftovers_are_removed_by_the_next_writer_of_that_output(tmp_pat
     live.write_bytes(b"")
     write_parquet(pd.DataFrame({"a": [1]}), out)
     assert out.exists() and not tmp.exists() and live.exists()
+
+
+def test_a_claim_on_error_free_utterances_is_inconclusive_not_contradicted():
+    """Three utterances without an error on either side give the interval [0, 0]: nothing was
+    measured that could support or contradict an improvement (it read "contradicted")."""
+    import pandas as pd
+
+    from asrprune.claims import Claim, delta_row
+
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "substitutions": [0, 0, 0], "deletions": [0, 0, 0],
+                          "insertions": [0, 0, 0], "n_ref_words": [3, 4, 2]})
+    claim = Claim(id="c1", sentence="pruning improves", outcome="improves", threshold=0.001, variant="v")
+    row = delta_row(claim, "m", "t", ["t"], frame, frame.copy(), samples=200, seed=0)
+    assert (row["ci_low"], row["ci_high"]) == (0.0, 0.0)
+    assert row["verdict"] == "inconclusive"
+    # one error of the variant's, and the interval decides again: it cannot be an improvement
+    worse = frame.assign(substitutions=[0, 1, 0])
+    assert delta_row(claim, "m", "t", ["t"], worse, frame, samples=200, seed=0)["verdict"] == "contradicted"
