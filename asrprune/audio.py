@@ -69,6 +69,35 @@ def check_complete(f: sf.SoundFile, *, name: str, source: str | None = None) -> 
     )
 
 
+# A mixdown this far (60 dB) below its loudest channel has cancelled the signal: channels of opposite
+# polarity (one wired inverted) average to silence, which Whisper "transcribes" as "you".
+MIXDOWN_CANCELLED_DB = 60.0
+# Channels quieter than this (RMS, full scale 1) are silence themselves: nothing is lost by averaging.
+SILENCE_RMS = 1e-4
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def check_mixdown(samples: np.ndarray, mono: np.ndarray, *, name: str) -> None:
+    """Refuse multichannel audio whose average is silent while a channel is not (opposite polarity)."""
+    channel_rms = [_rms(samples[:, c]) for c in range(samples.shape[1])]
+    loudest = int(np.argmax(channel_rms))
+    if channel_rms[loudest] < SILENCE_RMS:
+        return
+    mixed = _rms(mono)
+    if mixed < channel_rms[loudest] * 10 ** (-MIXDOWN_CANCELLED_DB / 20):
+        level = (f"{20 * np.log10(mixed / channel_rms[loudest]):.0f} dB below channel {loudest + 1}" if mixed > 0
+                 else f"all zeros, while channel {loudest + 1} is not silent")
+        raise ValueError(
+            f"{name}: the {samples.shape[1]} channels average to silence ({level}): its channels have opposite "
+            "polarity; expected audio whose "
+            f"mixdown keeps the speech: use one channel, e.g. channel {loudest + 1} "
+            f"(sox IN.wav OUT.wav remix {loudest + 1})"
+        )
+
+
 def decode_audio(data: bytes, *, name: str, max_seconds: float | None = MAX_SECONDS,
                  source: str | None = None) -> np.ndarray:
     """Decode any soundfile-readable bytes to float32 mono 16 kHz; stereo is averaged.
@@ -91,6 +120,8 @@ def decode_audio(data: bytes, *, name: str, max_seconds: float | None = MAX_SECO
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if not np.all(np.isfinite(mono)):
         raise ValueError(f"{name}: audio contains NaN or infinite samples; expected finite PCM")
+    if samples.shape[1] > 1:
+        check_mixdown(samples, mono, name=name)
     out = resample(mono, int(sr), SAMPLE_RATE)
     if max_seconds is not None:
         check_duration(out, name=name, max_seconds=max_seconds)

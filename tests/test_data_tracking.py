@@ -166,3 +166,17 @@ def test_a_clip_no_longer_listed_is_no_longer_tracked(manifest_run, tmp_path):
             assert planned_jobs(workdir, config) == TEST_SET_JOBS  # no missing-input error for the dropped clip
         finally:
             shutil.copy2(tmp_path / "b2.wav", workdir / "in/b/audio/b2.wav")
+
+
+def test_a_clip_replaced_with_an_older_timestamp_reruns_that_set(manifest_run):
+    """`cp -p new.wav clip.wav`: other bytes, an mtime older than every output. Snakemake looks at
+    checksums only when an mtime moves, so only the content hash in prepare_dataset's spec tells."""
+    workdir, config = manifest_run
+    clip = workdir / "in/b/audio/b1.wav"
+    other = workdir.parent / "older.wav"
+    _clip(other, 1100)
+    st = clip.stat()
+    with Edited(clip, other.read_bytes()):
+        os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns - 3_600_000_000_000))  # an hour older than before
+        assert planned_jobs(workdir, config) == TEST_SET_JOBS
+    assert planned_jobs(workdir, config) == Counter()

@@ -79,6 +79,10 @@ def build_dataset(name: str, spec: Mapping[str, Any], out_path: Path,
     table = make_table(rows)
     validate_table(table, name)
     extra = dict(extra)
+    silent = silent_utterances(table)
+    if silent:  # kept (a silent clip may be deliberate), but never without a word
+        log.warning("dataset %s: %d utterance(s) are pure silence: %s", name, len(silent), silent[:10])
+        extra["silent_utts"] = silent
     packages = extra.pop("packages", ())
     python = python_versions()
     if source == "hf-parquet":
@@ -97,6 +101,21 @@ def build_dataset(name: str, spec: Mapping[str, Any], out_path: Path,
     write_parquet(table, out_path, metadata={"provenance": provenance})
     log.info("dataset %s: %d utterances, %.1f s of audio, built in %.1f s -> %s", name, table.num_rows,
              provenance["total_duration_s"], time.perf_counter() - t0, out_path)
+
+
+def silent_utterances(table: Any) -> list[str]:
+    """Ids of the utterances whose audio is all zeros (recorded in the provenance as `silent_utts`)."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    out = []
+    for utt, data in zip(table.column("id").to_pylist(), table.column("audio").to_pylist()):
+        samples, _ = sf.read(io.BytesIO(data), dtype="int16")
+        if not np.any(samples):
+            out.append(utt)
+    return sorted(out)
 
 
 def _version(dist: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from asrprune.io import atomic_path, read_manifest, write_parquet
+from asrprune.io import atomic_path, write_parquet
 from asrprune.runtime import Job
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,14 @@ def aggregate(
     config_hash: str,
 ) -> pd.DataFrame:
     """Build the WER table and the predicted-vs-measured correlation table."""
+    from asrprune.masks import read_mask_manifest
     from asrprune.tables import build_table, damage_correlation
 
     manifests = {}
     for d in mask_dirs:
         p = Path(d)
-        manifests[(p.parent.name, p.name)] = read_manifest(p, "a mask-set manifest")
+        # the table reports the manifest's sparsity: the masks must be the ones it describes
+        manifests[(p.parent.name, p.name)] = read_mask_manifest(p)
     predicted = pd.concat([pd.read_parquet(p) for p in predicted_paths]) if predicted_paths else None
     table = build_table(
         score_paths,
