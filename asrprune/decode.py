@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 DECODE_COLUMNS = [
     "id",
+    "prompt_id",  # the data set's sentence_id: every reading and degraded copy of one sentence shares it
     "reference",
     "hypothesis",
     "duration_s",
@@ -129,6 +130,9 @@ def _rows(
         rows.append(
             {
                 "id": rec["id"],
+                # the resampling unit of the statistics (asrprune.stats); a set without sentence ids
+                # (older files) makes every row its own prompt
+                "prompt_id": str(rec["sentence_id"]) if "sentence_id" in rec.index else str(rec["id"]),
                 "reference": rec["text"],
                 "hypothesis": tokenizer.decode(text_tokens, skip_special_tokens=True).strip(),
                 "duration_s": float(rec["duration_s"]),
