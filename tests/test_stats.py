@@ -251,3 +251,36 @@ def test_a_collapsed_variant_is_finite_on_the_bounded_measure():
     capped = bounded_errors(looping, words)
     assert corpus_rate(capped, words) == 1.0 and (capped <= words).all()
     assert corpus_rate(bounded_errors(base, words), words) == corpus_rate(base, words)  # no effect below the cap
+
+
+def test_the_wer_table_says_which_unit_it_resampled(tmp_path):
+    """Grouped score files: the table names `prompt` and counts prompts; old files without prompt ids: `utterance`."""
+    import pandas as pd
+
+    from asrprune.tables import build_table
+
+    rng = np.random.default_rng(0)
+    n = 60
+    words = rng.integers(5, 15, n)
+    paths = []
+    for variant, extra, prompts in (("baseline", 0, True), ("v", 2, True)):
+        errors = rng.binomial(words, 0.1) + extra * (np.arange(n) % 3 == 0)
+        loops = np.arange(n) < 10 if variant == "v" else np.zeros(n, bool)
+        errors = np.where(loops, 140, errors)
+        frame = pd.DataFrame({
+            "id": [f"u{i:03d}" for i in range(n)], "prompt_id": [f"p{i // 3:03d}" for i in range(n)],
+            "n_ref_words": words, "substitutions": errors, "deletions": 0, "insertions": 0, "n_ref_chars": 5 * words,
+            "char_errors": errors, "n_ref_words_basic": words, "word_errors_basic": errors, "looping": loops,
+            "hit_token_limit": False, "runaway": loops, "duration_s": 1.0, "decode_s": 0.1, "language": "en"})
+        path = tmp_path / "m" / variant / "a.parquet"
+        path.parent.mkdir(parents=True)
+        (frame if prompts else frame.drop(columns="prompt_id")).to_parquet(path)
+        paths.append(str(path))
+    table = build_table(paths, {}, samples=200, seed=0, decoding={}, config_hash="x").set_index("variant")
+    assert list(table["resampling_unit"]) == ["prompt", "prompt"] and list(table["n_units"]) == [20, 20]
+    assert table.loc["v", "wer"] > 1 and table.loc["v", "wer_bounded"] <= 1  # raw kept, bounded beside it
+    assert table.loc["v", "n_runaway"] == 10 and not table.loc["v", "delta_ci_bound"]
+    pd.read_parquet(paths[1]).drop(columns="prompt_id").to_parquet(paths[1])
+    pd.read_parquet(paths[0]).drop(columns="prompt_id").to_parquet(paths[0])
+    old = build_table(paths, {}, samples=200, seed=0, decoding={}, config_hash="x").set_index("variant")
+    assert list(old["resampling_unit"]) == ["utterance", "utterance"] and list(old["n_units"]) == [60, 60]
