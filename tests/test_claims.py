@@ -381,3 +381,27 @@ def test_the_findings_show_adjusted_verdicts_and_what_changed(tmp_path):
     assert changed.startswith("1 deciding verdicts changed") and "contradicted → **supported**" in changed
     assert "prompts resampled (50 prompts of 400 rows)" in changed
     assert "nothing to compare" in changed_markdown(table, None)
+
+
+def test_the_findings_stage_reads_the_policy_and_a_frozen_previous_table(tmp_path):
+    from asrprune.stages.findings import write_findings
+
+    data = with_prompts(synthetic(-1))
+    table = C.evaluate_claims(claim("improves", datasets=["pool"], decide_on=["pool"]), {"pool": ["a", "b"]}, data,
+                              ["a", "b"], samples=200)
+    table.to_parquet(tmp_path / "claims.parquet")
+    pd.DataFrame([{"model": "m", "variant": "baseline", "dataset": "a", "wer": 0.1, "n_ref_words": 100,
+                   "versions": "{}", "decode_num_beams": 1, "decode_batch_size": 8, "decode_language": "en",
+                   "normalizer": "whisper_english"}]).to_parquet(tmp_path / "wer.parquet")
+    previous = tmp_path / "previous.csv"
+    table.drop(columns=["sentence"]).assign(verdict="inconclusive").to_csv(previous, index=False)
+    claims_yaml = tmp_path / "claims.yaml"
+    claims_yaml.write_text("multiplicity: {method: bonferroni, alpha: 0.1, family: deciding}\nclaims: []\n")
+    out = tmp_path / "out"
+    text = write_findings(tmp_path / "claims.parquet", tmp_path / "wer.parquet", tmp_path / "none", out / "findings.md",
+                          out / "findings_claims.csv", out / "findings_effects.png", config_hash="h", config_name="t",
+                          previous_path=previous, claims_file=claims_yaml)
+    assert "`bonferroni` at alpha 0.1" in text
+    changed = text.split("## Verdicts that changed")[1]
+    assert "inconclusive → **supported**" in changed
+    assert pd.read_csv(out / "findings_claims.csv")["verdict_adjusted"].notna().any()
