@@ -12,6 +12,7 @@ _PUNCT_ONLY = re.compile(r"^\W+$")
 
 SCORE_COLUMNS = [
     "id",
+    "prompt_id",
     "ref_norm",
     "hyp_norm",
     "n_ref_words",
@@ -101,6 +102,8 @@ def score_frame(decoded: pd.DataFrame, loop_min_repeats: int = 4, where: str = "
         rows.append(
             {
                 "id": rec.id,
+                # decodes written before prompt ids existed: each row is its own prompt
+                "prompt_id": str(getattr(rec, "prompt_id", rec.id)),
                 "ref_norm": ref,
                 "hyp_norm": hyp,
                 "n_ref_words": len(ref.split()),

@@ -308,6 +308,12 @@ def findings_dir(config: dict[str, Any], results: str = "results/default") -> st
     return str((config.get("findings") or {}).get("dir", f"{results}/findings")).rstrip("/")
 
 
+def previous_claims(config: dict[str, Any]) -> list[str]:
+    """The earlier claims CSV the findings compare verdicts with (config `findings.previous`), or none."""
+    path = str((config.get("findings") or {}).get("previous") or "")
+    return [path] if path else []
+
+
 def transcript_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The decoding settings: every one of them can change a hypothesis, so they are the decode rule's params."""
     return dict(config["decoding"])

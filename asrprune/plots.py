@@ -382,7 +382,7 @@ def plot_claims_forest(claims: pd.DataFrame, out_png: str | os.PathLike) -> Path
             if r["outcome"] == "collapses":
                 mid, lo, hi, thr = r["wer_variant"], r["wer_variant_ci_low"], r["wer_variant_ci_high"], r["threshold"]
             else:
-                mid, lo, hi = r["effect_abs"], r["ci_low"], r["ci_high"]
+                mid, lo, hi = decided_effect(r)
                 thr = {"improves": -r["threshold"], "degrades": r["threshold"]}.get(r["outcome"], r["threshold"])
             color = VERDICT_COLORS.get(r["verdict"], "black")
             ax.errorbar([100 * mid], [y], xerr=[[100 * max(mid - lo, 0)], [100 * max(hi - mid, 0)]], fmt="o", color=color,
@@ -407,6 +407,13 @@ def plot_claims_forest(claims: pd.DataFrame, out_png: str | os.PathLike) -> Path
 MODEL_PARAMS_M = {"tiny.en": 39, "tiny": 39, "base.en": 74, "base": 74, "small.en": 244, "small": 244}
 
 
+def decided_effect(row: pd.Series) -> tuple[float, float, float]:
+    """(effect, low, high) on the measure the claim is decided on: bounded ΔWER for `measure: bounded`."""
+    if row.get("measure") == "bounded" and row["outcome"] != "ranks_damage" and np.isfinite(row.get("effect_bounded", np.nan)):
+        return row["effect_bounded"], row["ci_low_bounded"], row["ci_high_bounded"]
+    return row["effect_abs"], row["ci_low"], row["ci_high"]
+
+
 def plot_effect_vs_model_size(claims: pd.DataFrame, out_png: str | os.PathLike) -> Path:
     """Each ΔWER claim's deciding effect against model size, ours with intervals, the paper's small as a star."""
     title = "Effect against model size (deciding set of each claim)"
@@ -421,10 +428,11 @@ def plot_effect_vs_model_size(claims: pd.DataFrame, out_png: str | os.PathLike) 
         for k, cid in enumerate(ids):
             ax = axes[k // ncols][k % ncols]
             grp = rows[rows["claim"] == cid]
-            for r in grp.itertuples():
-                x = MODEL_PARAMS_M.get(r.model, np.nan)
-                ax.errorbar([x], [100 * r.effect_abs], yerr=[[100 * (r.effect_abs - r.ci_low)], [100 * (r.ci_high - r.effect_abs)]],
-                            fmt="o", color=VERDICT_COLORS.get(r.verdict, "black"), capsize=3)
+            for _, r in grp.iterrows():
+                x = MODEL_PARAMS_M.get(r["model"], np.nan)
+                mid, lo, hi = decided_effect(r)
+                ax.errorbar([x], [100 * mid], yerr=[[100 * max(mid - lo, 0)], [100 * max(hi - mid, 0)]],
+                            fmt="o", color=VERDICT_COLORS.get(r["verdict"], "black"), capsize=3)
             paper = grp["paper_effect"].dropna()
             if len(paper):
                 ax.plot([244], [float(paper.iloc[0])], marker="*", markersize=11, color="#2166ac", linestyle="")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from asrprune.plan import BASELINE
-from asrprune.stats import bootstrap_ci, corpus_rate, paired_bootstrap
+from asrprune.stats import bootstrap_ci, bounded_errors, corpus_rate, n_units, paired_effect
 
 # Columns that measure time: they differ between identical runs and are left out of
 # determinism comparisons (README, "Output columns").
@@ -36,11 +36,23 @@ def parse_result_path(path: str | Path) -> tuple[str, str, str]:
     return p.parent.parent.name, p.parent.name, p.stem
 
 
+def prompt_groups(scores: pd.DataFrame) -> np.ndarray | None:
+    """The resampling unit of a score frame: its prompt ids, or None (every row its own unit) for score
+    files written before prompt ids existed."""
+    return scores["prompt_id"].astype(str).to_numpy() if "prompt_id" in scores else None
+
+
+def resampling_unit(groups: np.ndarray | None) -> str:
+    """`prompt` when the rows were resampled by prompt id, `utterance` when each row was its own unit."""
+    return "utterance" if groups is None else "prompt"
+
+
 def summarize(scores: pd.DataFrame, samples: int, seed: int) -> dict[str, Any]:
-    """Corpus WER/CER, error counts, bootstrap interval and runaway counts of one score file."""
+    """Corpus WER/CER, error counts, bootstrap interval (prompts resampled) and runaway counts of one score file."""
     word_errors = (scores["substitutions"] + scores["deletions"] + scores["insertions"]).to_numpy()
     n_words = scores["n_ref_words"].to_numpy()
-    low, high = bootstrap_ci(word_errors, n_words, samples, seed)
+    groups = prompt_groups(scores)
+    low, high = bootstrap_ci(word_errors, n_words, samples, seed, groups=groups)
     calm = ~scores["runaway"].to_numpy()
     audio_s, decode_s = scores["duration_s"].sum(), scores["decode_s"].sum()
     return {
@@ -59,6 +71,9 @@ def summarize(scores: pd.DataFrame, samples: int, seed: int) -> dict[str, Any]:
         "n_runaway": int((~calm).sum()),
         "n_non_english": int((scores["language"] != "en").sum()) if "language" in scores else 0,
         "wer_without_runaway": corpus_rate(word_errors[calm], n_words[calm]),
+        "wer_bounded": corpus_rate(bounded_errors(word_errors, n_words), n_words),
+        "resampling_unit": resampling_unit(groups),
+        "n_units": n_units(groups, len(scores)),
         "rtfx": float(audio_s / decode_s) if decode_s > 0 else float("nan"),
     }
 
@@ -116,11 +131,13 @@ def build_table(
             base_wer = corpus_rate(errs(base), base["n_ref_words"].to_numpy())
             row["delta_wer_abs"] = row["wer"] - base_wer
             row["delta_wer_rel"] = row["delta_wer_abs"] / base_wer if base_wer else float("nan")
-            p, low, high = paired_bootstrap(errs(scores), errs(base), scores["n_ref_words"].to_numpy(), samples, seed)
-            row.update(p_value=p, delta_ci_low=low, delta_ci_high=high)
+            effect = paired_effect(errs(scores), errs(base), scores["n_ref_words"].to_numpy(), samples, seed,
+                                   groups=prompt_groups(base))
+            row.update(p_value=effect.p, delta_ci_low=effect.low, delta_ci_high=effect.high, delta_ci_bound=effect.bound)
         else:
             zero = 0.0 if variant == BASELINE else np.nan
-            row.update(delta_wer_abs=zero, delta_wer_rel=zero, p_value=np.nan, delta_ci_low=zero, delta_ci_high=zero)
+            row.update(delta_wer_abs=zero, delta_wer_rel=zero, p_value=np.nan, delta_ci_low=zero, delta_ci_high=zero,
+                       delta_ci_bound=False)
         row.update(_mask_columns(manifest))
         row["predicted_damage"] = np.nan
         if predicted is not None and len(predicted):

@@ -38,6 +38,8 @@ rule findings:
     input:
         claims=f"{EXP}/tables/claims.parquet",
         table=f"{EXP}/tables/wer.parquet",
+        claims_file=CLAIMS,
+        previous=plan.previous_claims(config),
     output:
         markdown=f"{FINDINGS}/findings.md",
         csv=f"{FINDINGS}/findings_claims.csv",

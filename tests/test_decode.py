@@ -235,3 +235,21 @@ def test_real_fast_equals_generate_on_every_default_utterance(tiny_en, default_t
     assert n_utts == 144
     assert differ == [], f"{len(differ)} of {3 * n_utts} hypotheses differ from generate's: {differ[:10]}"
     assert changed >= 10  # the pruned variants do decode differently, so all three paths are exercised
+
+
+def test_decoded_rows_carry_the_sentence_id_as_prompt_id():
+    """Degraded copies keep their source's sentence_id, so they share a prompt id (the statistics' unit)."""
+    import pandas as pd
+
+    from asrprune.decode import _rows
+
+    class Tok:
+        def decode(self, tokens, skip_special_tokens=True):
+            return " ".join(map(str, tokens))
+
+    chunk = pd.DataFrame({"id": ["a+pink5", "a+reverb"], "text": ["t", "t"], "duration_s": [1.0, 1.0],
+                          "sentence_id": ["a", "a"]})
+    rows = _rows(chunk, [[1, 9], [2]], [5, 5], 0.1, False, Tok(), 9, ["en", "en"])
+    assert [r["prompt_id"] for r in rows] == ["a", "a"] and rows[0]["hypothesis"] == "1"
+    older = _rows(chunk.drop(columns="sentence_id"), [[1, 9], [2]], [5, 5], 0.1, False, Tok(), 9, ["en", "en"])
+    assert [r["prompt_id"] for r in older] == ["a+pink5", "a+reverb"]

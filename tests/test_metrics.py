@@ -57,3 +57,11 @@ def test_runaway_is_a_loop_or_the_token_limit():
     )
     assert scores["looping"].tolist() == [False, True, False]
     assert scores["runaway"].tolist() == [False, True, True]
+
+
+def test_scores_carry_the_prompt_id_of_the_decode_or_the_row_id_for_older_decodes():
+    decoded = _decoded(["Please hold.", "Please hold."], ["please hold", "please fold"]).assign(
+        prompt_id=["please-hold", "please-hold"])
+    assert list(score_frame(decoded)["prompt_id"]) == ["please-hold", "please-hold"]
+    older = score_frame(_decoded(["Please hold.", "Goodbye."], ["please hold", "goodbye"]))
+    assert list(older["prompt_id"]) == ["u0", "u1"]  # written before prompt ids: each row its own prompt

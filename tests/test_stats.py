@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from asrprune.stats import bootstrap_ci, corpus_rate, paired_bootstrap, paired_permutation_test
+from asrprune.stats import (
+    bootstrap_ci,
+    bounded_errors,
+    corpus_rate,
+    no_change_bound,
+    paired_bootstrap,
+    paired_effect,
+    paired_permutation_test,
+)
 
 
 def test_corpus_rate_is_not_a_mean_of_rates():
@@ -149,3 +157,130 @@ def test_paired_interval_brackets_the_observed_difference():
     draws = np.random.default_rng(0).integers(0, 300, size=(2000, 300))
     deltas = [(worse[r].sum() - base[r].sum()) / totals[r].sum() for r in draws]
     assert (low, high) == pytest.approx(tuple(np.quantile(deltas, [0.025, 0.975])))
+
+
+# --------------------------------------------------------------------------------------------
+# Prompts as the resampling unit: a simulation with a known truth
+
+
+def clustered_null(replicate: int, prompts: int = 96, conditions: int = 3, rho: float = 0.35):
+    """One null data set shaped like `noisy_ivr`: `prompts` prompts, each under `conditions` degradations.
+
+    The two systems are exchangeable within a prompt (the true ΔWER is 0), but a prompt's error
+    differences are correlated across its conditions (correlation ≈ rho): d = round(3 (√ρ u_p +
+    √(1−ρ) v_pc)), symmetric in sign per prompt. Returns (errors_a, errors_b, totals, prompt ids).
+    """
+    rng = np.random.default_rng(10_000 + replicate)
+    words = np.repeat(rng.integers(5, 15, prompts), conditions)  # a degraded copy keeps its text
+    latent = np.sqrt(rho) * np.repeat(rng.standard_normal(prompts), conditions) + np.sqrt(1 - rho) * rng.standard_normal(
+        prompts * conditions
+    )
+    diff = np.round(3 * latent).astype(np.int64)
+    base = rng.binomial(words, 0.15) + 10  # offset: errors stay >= 0 whatever the difference
+    return base + diff, base, words, np.repeat(np.arange(prompts), conditions)
+
+
+def simulate(replicates: int = 400, samples: int = 999, alpha: float = 0.05):
+    """Coverage of the 95 % paired interval and size of the sign-flip test, prompt- vs row-level."""
+    hits = {"prompt": [0, 0], "row": [0, 0]}  # [covered, rejected]
+    for r in range(replicates):
+        a, b, words, prompts = clustered_null(r)
+        for unit, groups in (("prompt", prompts), ("row", None)):
+            p, low, high = paired_bootstrap(a, b, words, samples, seed=r, groups=groups)
+            hits[unit][0] += low <= 0.0 <= high
+            hits[unit][1] += p <= alpha
+    return {u: (c / replicates, k / replicates) for u, (c, k) in hits.items()}
+
+
+def test_prompt_resampling_holds_coverage_and_size_where_rows_do_not():
+    """Known truth ΔWER = 0 on 96 prompts × 3 conditions, within-prompt correlation 0.35.
+
+    The prompt bootstrap covers 0 about 95 % of the time and the prompt sign-flip test rejects
+    about 5 %, inside the central 99.9 % of Binomial(replicates, ·) (Monte Carlo error); the
+    row-level versions treat the 288 rows as independent and fall outside: coverage too low,
+    size too high. The figures are printed (docs/method.md, "Statistics").
+    """
+    replicates, alpha = 400, 0.05
+    got = simulate(replicates, alpha=alpha)
+    cov_lo, cov_hi = binom.ppf([0.0005, 0.9995], replicates, 0.95) / replicates
+    size_lo, size_hi = binom.ppf([0.0005, 0.9995], replicates, alpha) / replicates
+    for unit, (coverage, size) in got.items():
+        print(f"\n{unit}-level: coverage of the 95 % interval {coverage:.3f} (MC bounds {cov_lo:.3f}-{cov_hi:.3f}), "
+              f"type-I error at {alpha} {size:.3f} (MC bounds {size_lo:.3f}-{size_hi:.3f}), {replicates} replicates")
+    assert cov_lo <= got["prompt"][0] <= cov_hi
+    assert size_lo <= got["prompt"][1] <= size_hi
+    assert got["row"][0] < cov_lo  # the row bootstrap's interval is too narrow
+    assert got["row"][1] > size_hi  # the row sign-flip test rejects too often
+
+
+def test_singleton_prompts_give_the_row_level_numbers_draw_for_draw():
+    a, b, words, _ = clustered_null(1)
+    ids = [f"u{i:03d}" for i in range(len(words))]
+    assert paired_bootstrap(a, b, words, 500, seed=2, groups=ids) == paired_bootstrap(a, b, words, 500, seed=2)
+    assert bootstrap_ci(a, words, 500, seed=2, groups=ids) == bootstrap_ci(a, words, 500, seed=2)
+
+
+def test_a_prompt_resample_takes_all_rows_of_a_prompt():
+    # two prompts, each with rows that only ever appear together: every resampled difference is a
+    # ratio of whole-prompt sums, so only three values are possible
+    a, b, words = np.array([3, 3, 0, 0]), np.array([0, 0, 0, 0]), np.array([5, 5, 5, 5])
+    p, low, high = paired_bootstrap(a, b, words, 2000, groups=["x", "x", "y", "y"])
+    assert {low, high} <= {0.0, 0.3, 0.6}
+    assert paired_permutation_test(a, b, words, 2000, groups=["x", "x", "y", "y"]) > 0.4  # 2 of 4 patterns reach it
+
+
+def test_no_change_gives_a_rule_of_three_bound_not_a_zero_width_interval():
+    words = np.full(100, 10)
+    same = np.arange(100) % 4
+    e = paired_effect(same, same, words, 500)
+    assert e.bound and e.p == 1.0
+    assert (e.low, e.high) == pytest.approx((-0.02996, 0.02996), abs=1e-4)  # ≈3 of 100 equal prompts
+    # grouped: 50 prompts of two rows, so ≈3 of 50 prompts: twice as wide
+    grouped = paired_effect(same, same, words, 500, groups=np.arange(100) // 2)
+    assert grouped.n_units == 50 and grouped.high == pytest.approx(2 * e.high)
+    # the longest prompts set the bound
+    assert no_change_bound(np.array([50, 10, 10, 10, 10, 10])) == pytest.approx((50 + 10 + 0.996 * 10) / 100, abs=1e-3)
+
+
+def test_a_collapsed_variant_is_finite_on_the_bounded_measure():
+    """A looping decode runs to the token cap: raw errors are bounded by the cap, not the reference."""
+    words = np.array([8, 12, 10, 9])
+    base = np.array([1, 0, 2, 1])
+    looping = np.array([140, 150, 145, 138])  # insertions to the cap
+    assert corpus_rate(looping, words) > 1  # raw WER above 100 %: it measures the cap
+    capped = bounded_errors(looping, words)
+    assert corpus_rate(capped, words) == 1.0 and (capped <= words).all()
+    assert corpus_rate(bounded_errors(base, words), words) == corpus_rate(base, words)  # no effect below the cap
+
+
+def test_the_wer_table_says_which_unit_it_resampled(tmp_path):
+    """Grouped score files: the table names `prompt` and counts prompts; old files without prompt ids: `utterance`."""
+    import pandas as pd
+
+    from asrprune.tables import build_table
+
+    rng = np.random.default_rng(0)
+    n = 60
+    words = rng.integers(5, 15, n)
+    paths = []
+    for variant, extra, prompts in (("baseline", 0, True), ("v", 2, True)):
+        errors = rng.binomial(words, 0.1) + extra * (np.arange(n) % 3 == 0)
+        loops = np.arange(n) < 10 if variant == "v" else np.zeros(n, bool)
+        errors = np.where(loops, 140, errors)
+        frame = pd.DataFrame({
+            "id": [f"u{i:03d}" for i in range(n)], "prompt_id": [f"p{i // 3:03d}" for i in range(n)],
+            "n_ref_words": words, "substitutions": errors, "deletions": 0, "insertions": 0, "n_ref_chars": 5 * words,
+            "char_errors": errors, "n_ref_words_basic": words, "word_errors_basic": errors, "looping": loops,
+            "hit_token_limit": False, "runaway": loops, "duration_s": 1.0, "decode_s": 0.1, "language": "en"})
+        path = tmp_path / "m" / variant / "a.parquet"
+        path.parent.mkdir(parents=True)
+        (frame if prompts else frame.drop(columns="prompt_id")).to_parquet(path)
+        paths.append(str(path))
+    table = build_table(paths, {}, samples=200, seed=0, decoding={}, config_hash="x").set_index("variant")
+    assert list(table["resampling_unit"]) == ["prompt", "prompt"] and list(table["n_units"]) == [20, 20]
+    assert table.loc["v", "wer"] > 1 and table.loc["v", "wer_bounded"] <= 1  # raw kept, bounded beside it
+    assert table.loc["v", "n_runaway"] == 10 and not table.loc["v", "delta_ci_bound"]
+    pd.read_parquet(paths[1]).drop(columns="prompt_id").to_parquet(paths[1])
+    pd.read_parquet(paths[0]).drop(columns="prompt_id").to_parquet(paths[0])
+    old = build_table(paths, {}, samples=200, seed=0, decoding={}, config_hash="x").set_index("variant")
+    assert list(old["resampling_unit"]) == ["utterance", "utterance"] and list(old["n_units"]) == [60, 60]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from asrprune.claims import Claim, evaluate_claims, parse_claims
+from asrprune.claims import Claim, Policy, evaluate_claims, parse_claims, parse_policy
 from asrprune.runtime import Job
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,13 @@ def load_claims_file(path: str | Path) -> tuple[list[Claim], dict[str, list[str]
     return parse_claims(load_yaml(path), where=str(path))
 
 
+def load_policy(path: str | Path) -> Policy:
+    """The family-wise policy (`multiplicity:`) a claims YAML file declares."""
+    from asrprune.config import load_yaml
+
+    return parse_policy(load_yaml(path), where=str(path))
+
+
 def run_claims(
     claims_path: str | Path,
     score_paths: list[str],
@@ -51,10 +58,12 @@ def run_claims(
     from asrprune.tables import parse_result_path
 
     claims, pools = load_claims_file(claims_path)
+    policy = load_policy(claims_path)
     scores = {parse_result_path(p): pd.read_parquet(p) for p in score_paths}
     predicted = pd.concat([pd.read_parquet(p) for p in predicted_paths]) if predicted_paths else None
     table = evaluate_claims(
-        claims, pools, scores, test_sets, predicted, samples=int(scoring["bootstrap_samples"]), seed=int(scoring["seed"])
+        claims, pools, scores, test_sets, predicted, samples=int(scoring["bootstrap_samples"]), seed=int(scoring["seed"]),
+        policy=policy,
     )
     write_parquet(table, out_table)
     with atomic_path(out_csv) as tmp:

@@ -24,8 +24,17 @@ def run(job: Job) -> None:
         config_hash=job.params["config_hash"],
         config_name=job.params["config_name"],
         store_benchmarks=job.params.get("store_benchmarks", ()),
+        previous_path=_one(job.input.get("previous")),
+        claims_file=_one(job.input.get("claims_file")),
     )
     log.info("wrote %s", job.output.markdown)
+
+
+def _one(value) -> str | None:
+    """An optional named input: a path, or None for an absent or empty one."""
+    if isinstance(value, str):
+        return value or None
+    return next(iter(value), None) if value else None
 
 
 def elapsed_minutes(benchmarks_dir: str | Path, also: Sequence[str | Path] = ()) -> float:
@@ -53,8 +62,15 @@ def write_findings(
     config_hash: str,
     config_name: str,
     store_benchmarks: Sequence[str | Path] = (),
+    previous_path: str | Path | None = None,
+    claims_file: str | Path | None = None,
 ) -> str:
-    """Write the findings document, the claims CSV beside it and the effect-vs-model-size plot."""
+    """Write the findings document, the claims CSV beside it and the effect-vs-model-size plot.
+
+    `previous_path`: an earlier claims CSV (config `findings.previous`, the study keeps
+    docs/findings_claims_previous.csv, a frozen copy, never the file this stage writes) for the
+    "Verdicts that changed" section. `claims_file`: the claims YAML, for the policy's name.
+    """
     from asrprune.findings import claim_models, findings_markdown, no_timing_lines, timing_lines
     from asrprune.io import atomic_path
     from asrprune.plots import plot_effect_vs_model_size
@@ -67,7 +83,15 @@ def write_findings(
                               elapsed_minutes(benchmarks_dir, store_benchmarks), claim_models(claims))
     except (FileNotFoundError, ValueError) as error:
         timing = no_timing_lines(error)
-    text = findings_markdown(claims, wer, timing, config_hash=config_hash, config_name=config_name)
+    previous = pd.read_csv(previous_path) if previous_path else None
+    policy = None
+    if claims_file:
+        from asrprune.stages.claims import load_policy
+
+        p = load_policy(claims_file)
+        policy = {"method": p.method, "alpha": p.alpha, "family": p.family}
+    text = findings_markdown(claims, wer, timing, config_hash=config_hash, config_name=config_name,
+                             previous=previous, policy=policy)
     with atomic_path(out_md) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
     with atomic_path(out_csv) as tmp:
