@@ -17,9 +17,8 @@ import yaml
 from asrprune.components import layers_in_range, parse_target, select_tensors
 from asrprune.io import MANIFEST_FILE, read_manifest
 from asrprune.schedules import resolve_schedule
+from asrprune.settings import SCHEMA_PATH
 from asrprune.variants import check_ablation
-
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):

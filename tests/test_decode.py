@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from asrprune.decode import DecodeSettings, decode_frame, token_limit
+from asrprune.decode import decode_frame
+from asrprune.settings import DecodeSettings, token_limit
 from asrprune.encoder import encode, encoder_prefix, encoder_resume
 from asrprune.generation import generate_tokens
 from asrprune.greedy import fast_unsupported, greedy_decode

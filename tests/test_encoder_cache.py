@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 import torch
 
-from asrprune.decode import DecodeSettings, decode_frame
+from asrprune.decode import decode_frame
+from asrprune.settings import DecodeSettings
 from asrprune.decode_cache import CacheSpec, cache_fields
 from asrprune.encoder_cache import (
     EncoderCache,

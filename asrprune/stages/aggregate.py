@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from asrprune.io import atomic_path, write_parquet
-from asrprune.runtime import Job
+from asrprune.job import Job
 
 log = logging.getLogger(__name__)
 

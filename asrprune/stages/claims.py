@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from asrprune.claims import Claim, evaluate_claims, parse_claims
-from asrprune.runtime import Job
+from asrprune.job import Job
 
 log = logging.getLogger(__name__)
 

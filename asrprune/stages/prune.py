@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from asrprune import masks, methods
-from asrprune.runtime import Job
+from asrprune.job import Job
 from asrprune.variants import Variant
 
 log = logging.getLogger(__name__)
