@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 COMPONENTS: tuple[str, ...] = (
     "enc_self_attn",
@@ -178,3 +179,29 @@ def select_tensors(names: list[str], target: str, n_layers: dict[str, int], allo
     if not chosen and not allow_empty:
         raise ValueError(f"target {target!r} selects no tensor of this model")
     return chosen
+
+
+def n_layers(model: Any) -> dict[str, int]:
+    """Blocks per side of a Whisper model, as `select_tensors` wants them."""
+    cfg = model.config
+    return {"encoder": cfg.encoder_layers, "decoder": cfg.decoder_layers}
+
+
+def target_tensors(model: Any, target: str, allow_empty: bool = False) -> list[str]:
+    """Names of the tensors a target selects in this model, in model order (tied tensors once)."""
+    return select_tensors([n for n, _ in model.named_parameters()], target, n_layers(model), allow_empty)
+
+
+# OpenAI's own rule (whisper/model.py: `is_multilingual = n_vocab >= 51865`).
+MULTILINGUAL_MIN_VOCAB = 51865
+
+
+def is_multilingual(vocab_size: int) -> bool:
+    """Whether a Whisper vocabulary is the multilingual one."""
+    return vocab_size >= MULTILINGUAL_MIN_VOCAB
+
+
+def model_is_multilingual(model: Any) -> bool:
+    """Whether a Whisper checkpoint is multilingual (generation config, else OpenAI's vocabulary rule)."""
+    flag = getattr(model.generation_config, "is_multilingual", None)
+    return bool(flag) if flag is not None else is_multilingual(model.config.vocab_size)

@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from asrprune.components import is_multilingual
+
 DTYPES: dict[int, torch.dtype] = {
     0: torch.float32,
     1: torch.int8,
@@ -36,8 +38,6 @@ SUPPORTED_BINARY_VERSIONS: tuple[int, ...] = (6,)
 WHISPER_SPEC = "WhisperSpec"
 # <|0.00|> ... <|30.00|> in steps of 0.02 s: the timestamp tokens that follow the special tokens.
 N_TIMESTAMP_TOKENS = 1501
-# OpenAI's own rule (whisper/model.py: `is_multilingual = n_vocab >= 51865`).
-MULTILINGUAL_MIN_VOCAB = 51865
 # CTranslate2's ActivationType enum value for exact (erf) GELU, the activation Whisper uses.
 CT2_GELU = 3
 
@@ -354,11 +354,6 @@ def check_vocab_size(n_embeddings: int, n_tokens: int, has_timestamps: bool, whe
             f"{where}: vocabulary size mismatch: the tokenizer implies {implied} tokens ({n_tokens}{stamps}), "
             f"the model's token embeddings have {n_embeddings} rows"
         )
-
-
-def is_multilingual(vocab_size: int) -> bool:
-    """Whether a Whisper vocabulary is the multilingual one."""
-    return vocab_size >= MULTILINGUAL_MIN_VOCAB
 
 
 def whisper_config(sd: dict[str, torch.Tensor], ct2: CT2Model, ct2_config: dict[str, Any], tokens: WhisperTokens):

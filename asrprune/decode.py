@@ -42,6 +42,7 @@ import torch
 from tqdm import tqdm
 
 from asrprune.batches import batch_chunks, chunk_features
+from asrprune.components import model_is_multilingual
 from asrprune.decode_cache import CacheSpec, open_cache_entry
 from asrprune.encoder import encode, encoder_resume
 from asrprune.generation import auto_prompts, detect_languages, generate_tokens, prompt_language
@@ -134,8 +135,6 @@ def decode_frame(
         log.info("decoding with generate instead of the fast loop: %s", why)
         backend = "generate"
     constants = loop_constants(model, device) if backend == "fast" else None
-    from asrprune.models import model_is_multilingual
-
     # decoding.language auto: each utterance's language detected, then transcribed in it
     auto = settings.language == "auto" and model_is_multilingual(model)
     chunks = batch_chunks(df, settings.batch_size)

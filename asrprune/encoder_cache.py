@@ -88,6 +88,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from asrprune.components import target_tensors
 from asrprune.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,6 @@ def target_boundaries(model: Any, targets: Iterable[str]) -> tuple[int, ...]:
     A variant changes only tensors of its target, so it resumes at its target's boundary or later;
     decoder-only targets (boundary L) and those reaching the stem (0) add nothing.
     """
-    from asrprune.methods import target_tensors
-
     n_layers = model.config.encoder_layers
     found = {resume_boundary(target_tensors(model, t), n_layers) for t in targets}
     return tuple(sorted(k for k in found if 0 < k < n_layers))

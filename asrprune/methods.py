@@ -53,8 +53,8 @@ import torch
 from torch import nn
 
 from asrprune.allocation import allocate_counts, damage_unit, units_of
-from asrprune.components import GROUPS, classify, parse_target, select_tensors
-from asrprune.schedules import SCHEDULES, Rate, Schedule, resolve_schedule  # noqa: F401 (re-exported)
+from asrprune.components import GROUPS, classify, n_layers, parse_target, target_tensors
+from asrprune.schedules import Schedule
 from asrprune.variants import METHODS as DECLARED
 from asrprune.variants import Variant, check_ablation, check_method
 
@@ -76,20 +76,9 @@ class PruneContext:
 # Selection helpers
 
 
-def n_layers(model: nn.Module) -> dict[str, int]:
-    """Blocks per side, as `components.select_tensors` wants them."""
-    cfg = model.config
-    return {"encoder": cfg.encoder_layers, "decoder": cfg.decoder_layers}
-
-
 def parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     """Parameters by name, tied tensors once (proj_out.weight is model.decoder.embed_tokens.weight)."""
     return dict(model.named_parameters())
-
-
-def target_tensors(model: nn.Module, target: str, allow_empty: bool = False) -> list[str]:
-    """Names of the tensors a target selects in this model, in model order."""
-    return select_tensors(list(parameters(model)), target, n_layers(model), allow_empty)
 
 
 def n_to_prune(sparsity: float, n: int) -> int:
@@ -220,7 +209,7 @@ def schedule_pruned_count(model: nn.Module, schedule: Schedule) -> tuple[list[st
 def schedule_masks(model: nn.Module, target: str | None, sparsity: float | None, context: PruneContext) -> Masks:
     """A named schedule: each target's tensors pruned by magnitude at its rate, per tensor or pooled."""
     if not context.schedule:
-        raise ValueError("method 'schedule' needs context.schedule (target -> Rate); see methods.resolve_schedule")
+        raise ValueError("method 'schedule' needs context.schedule (target -> Rate); see schedules.resolve_schedule")
     if target not in (None, "all"):
         raise ValueError(f"method 'schedule' takes its targets from the schedule; target must be 'all', got {target!r}")
     winner = schedule_assignment(model, context.schedule)
@@ -258,7 +247,7 @@ def ablated_masks(model: nn.Module, kind: str, component: str, context: PruneCon
     (`without`) or restricted to them (`only`); see the module doc for why this is exact."""
     check_ablation(kind)
     if not context.schedule:
-        raise ValueError("a schedule ablation needs context.schedule (target -> Rate); see methods.resolve_schedule")
+        raise ValueError("a schedule ablation needs context.schedule (target -> Rate); see schedules.resolve_schedule")
     if component not in context.schedule or not context.schedule[component].sparsity > 0:
         raise ValueError(
             f"schedule ablation {kind}-{component}: {component!r} is not an entry of the schedule with a nonzero "
@@ -308,12 +297,6 @@ def wanda_masks(model: nn.Module, target: str, sparsity: float, context: PruneCo
 
 # ---------------------------------------------------------------------------------------------
 # Fisher-guided allocation (the solver and its units: asrprune.allocation)
-
-
-def allocation_units(model: nn.Module, target: str, by_third: bool = False) -> dict[str, list[str]]:
-    """Unit name -> tensors: the group's matrix components, optionally each split into layer thirds."""
-    _require_group("allocate", target)
-    return units_of(target_tensors(model, target), n_layers(model), by_third)
 
 
 def _allocate_units(model: nn.Module, names: list[str], budget: int, context: PruneContext, by_third: bool) -> Masks:

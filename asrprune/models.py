@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from asrprune import ct2
+from asrprune.components import model_is_multilingual
 from asrprune.io import MANIFEST_FILE, atomic_dir, read_manifest, sha256_file, write_json
 
 log = logging.getLogger(__name__)
@@ -283,12 +284,6 @@ def software_versions() -> dict[str, str | None]:
 def count_params(model: torch.nn.Module) -> int:
     """Number of unique parameters (`parameters()` yields a tied tensor once)."""
     return sum(p.numel() for p in model.parameters())
-
-
-def model_is_multilingual(model: Any) -> bool:
-    """Whether a Whisper checkpoint is multilingual (generation config, else OpenAI's vocabulary rule)."""
-    flag = getattr(model.generation_config, "is_multilingual", None)
-    return bool(flag) if flag is not None else ct2.is_multilingual(model.config.vocab_size)
 
 
 # --------------------------------------------------------------------------------------------

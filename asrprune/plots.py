@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 
 from asrprune.components import COMPONENTS  # noqa: E402
 from asrprune.io import atomic_path  # noqa: E402
-from asrprune.plan import BASELINE  # noqa: E402
+from asrprune.variants import BASELINE  # noqa: E402
 
 WER_VS_SPARSITY_COLUMNS = ("model", "variant", "method", "target", "sparsity_overall", "dataset", "wer", "wer_ci_low", "wer_ci_high")
 DELTA_COLUMNS = ("model", "variant", "dataset", "wer", "wer_ci_low", "wer_ci_high", "delta_wer_abs", "p_value")
@@ -469,14 +469,12 @@ def _heatmap_grid(rollup: pd.DataFrame, score: str) -> tuple[np.ndarray, list[st
 
 
 def plot_sensitivity_heatmap(
-    rollup: pd.DataFrame, path_png: str | os.PathLike, score: str | tuple[str, ...] | None = None
+    rollup: pd.DataFrame, path_png: str | os.PathLike, score: str | tuple[str, ...]
 ) -> None:
     """Layer × component heatmap of a sensitivity rollup (asrprune.sensitivity.component_rollup), one
-    panel per score (default: asrprune.sensitivity.SCORES), log colour scale; written atomically."""
+    panel per score (the stage passes asrprune.sensitivity.SCORES), log colour scale; written atomically."""
     from matplotlib.colors import LogNorm
 
-    if score is None:
-        from asrprune.sensitivity import SCORES as score
     scores = (score,) if isinstance(score, str) else tuple(score)
     titles = {
         "grad_score": "Taylor |w·∂L/∂w| (mean per weight)",

@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from asrprune.batches import IGNORE_INDEX, Batch, select_utterances  # noqa: F401 (select_utterances: re-exported)
+from asrprune.batches import IGNORE_INDEX, Batch
 from asrprune.components import COMPONENTS, classify
 from asrprune.labels import check_labels, eos_ids, utterance_targets
 

@@ -49,7 +49,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from asrprune.audio import decode_audio  # noqa: E402
-from asrprune.batches import read_split  # noqa: E402
+from asrprune.io import read_split  # noqa: E402
 from asrprune.batches import batch_chunks  # noqa: E402
 from asrprune.decode import decode_frame  # noqa: E402
 from asrprune.settings import DecodeSettings, token_limit  # noqa: E402

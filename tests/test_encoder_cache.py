@@ -95,7 +95,7 @@ def test_the_decode_stage_reads_the_masks_not_the_manifests_counts(tmp_path, mon
     monkeypatch.setattr("asrprune.decode.decode_frame", fake_decode)
     monkeypatch.setattr("asrprune.models.load_model", lambda d: (make_tiny_whisper(), None))
     monkeypatch.setattr("asrprune.models.generation_prompt_ids", lambda m: PROMPT)
-    monkeypatch.setattr("asrprune.batches.read_split", lambda p: synthetic_frame(1))
+    monkeypatch.setattr("asrprune.io.read_split", lambda p: synthetic_frame(1))
     (tmp_path / "d.parquet").write_bytes(b"x")
     with pytest.raises(RuntimeError, match="stop after"):
         decode_stage.decode_variant(str(model_dir), str(out), str(tmp_path / "d.parquet"), str(tmp_path / "o.parquet"),
@@ -476,7 +476,7 @@ def test_real_variants_read_what_the_baseline_stored(tiny_en_dir, real_mask_sets
     import json
 
     from asrprune import plan
-    from asrprune.batches import read_split
+    from asrprune.io import read_split
     from asrprune.io import write_parquet
     from conftest import default_config
 

@@ -48,7 +48,7 @@ def run_claims(
     """The claims stage: score files (+ predicted damage) -> claims.parquet, its CSV twin and the forest plot."""
     from asrprune.io import atomic_path, write_parquet
     from asrprune.plots import plot_claims_forest
-    from asrprune.tables import parse_result_path
+    from asrprune.io import parse_result_path
 
     claims, pools = load_claims_file(claims_path)
     scores = {parse_result_path(p): pd.read_parquet(p) for p in score_paths}

@@ -47,11 +47,10 @@ def decode_variant(
     """
     import torch
 
-    from asrprune.batches import read_split
     from asrprune.decode import decode_frame, resolve_device
     from asrprune.decode_cache import CacheSpec
     from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary, target_boundaries
-    from asrprune.io import sha256_file
+    from asrprune.io import read_split, sha256_file
     from asrprune.masks import apply_masks, check_base, load_mask_set
     from asrprune.models import generation_prompt_ids, load_model, read_model_manifest
     from asrprune.settings import DecodeSettings, ExecutionSettings
