@@ -18,7 +18,7 @@ from asrprune.components import layers_in_range, parse_target, select_tensors
 from asrprune.io import MANIFEST_FILE, read_manifest
 from asrprune.schedules import resolve_schedule
 from asrprune.settings import SCHEMA_PATH
-from asrprune.variants import check_ablation
+from asrprune.variants import check_ablation, check_method
 
 
 class ConfigError(ValueError):
@@ -230,7 +230,7 @@ def _check_references(config: dict[str, Any]) -> None:
                 parse_target(target)
             except ValueError as e:
                 raise ConfigError(f"pruning.grid[{i}].targets: {e}") from None
-        if entry.get("ablate") and entry["method"] != "schedule":
+        if entry.get("ablate") and not check_method(entry["method"]).names_schedule:
             raise ConfigError(
                 f"pruning.grid[{i}].ablate: takes a schedule apart; method {entry['method']!r} has none "
                 "(expected method: schedule)"

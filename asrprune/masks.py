@@ -22,6 +22,7 @@ from torch import nn
 from asrprune.components import COMPONENTS, MATRIX_COMPONENTS, classify, n_layers, select_tensors
 from asrprune.flops import whisper_flops
 from asrprune.io import MANIFEST_FILE, atomic_dir, read_manifest, sha256_file
+from asrprune.variants import check_method
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def build_manifest(
     targets: dict[str, Any] = {}
     extra = dict(extra or {})
     requested_targets = dict(extra.get("schedule") or {})
-    if target and method not in ("baseline", "schedule"):
+    if target and check_method(method).takes_sparsity:
         requested_targets = {target: sparsity_requested, **requested_targets}
     for t, s in requested_targets.items():
         targets[t] = {**rollup(select_tensors(list(params), t, n_layers(model), allow_empty=True)), "sparsity_requested": s}

@@ -12,7 +12,7 @@ tensor, a per-row method (`wanda`) per output row. For weights without ties the 
 equal `torch.nn.utils.prune.global_unstructured(..., L1Unstructured, amount=k)`; with ties torch's
 `topk` picks an unspecified subset of the tied weights, ours the first ones.
 
-Methods (`METHODS`):
+Methods (declared in `asrprune.variants.METHODS`, their functions here):
 - `magnitude`: |w|, one threshold pooled over the target's tensors.
 - `global`: the same pooled over a whole group (`all`, `enc` or `dec`): `global-all` ranks every
   prunable matrix (attention, FFN, convolutions; no embeddings, norms or biases).
@@ -55,8 +55,7 @@ from torch import nn
 from asrprune.allocation import allocate_counts, damage_unit, units_of
 from asrprune.components import GROUPS, classify, n_layers, parse_target, target_tensors
 from asrprune.schedules import Schedule
-from asrprune.variants import METHODS as DECLARED
-from asrprune.variants import Variant, check_ablation, check_method
+from asrprune.variants import METHODS, Variant, check_ablation, check_method
 
 Masks = dict[str, torch.Tensor]
 
@@ -358,7 +357,7 @@ def matched_masks(model: nn.Module, method: str, context: PruneContext) -> Masks
     per-component counts by predicted damage. Only *where* the weights go differs from the schedule.
     """
     if not check_method(method).matches_schedule:
-        matchable = sorted(k for k, v in DECLARED.items() if v.matches_schedule)
+        matchable = sorted(k for k, v in METHODS.items() if v.matches_schedule)
         raise ValueError(f"method {method!r} cannot match a schedule's sparsity: expected one of {matchable}")
     if not context.schedule:
         raise ValueError(f"method {method!r} matched to a schedule needs context.schedule")
@@ -372,19 +371,9 @@ def matched_masks(model: nn.Module, method: str, context: PruneContext) -> Masks
 
 
 MethodFn = Callable[[nn.Module, Any, Any, PruneContext], Masks]
-METHODS: dict[str, MethodFn] = {
-    "baseline": baseline_masks,
-    "magnitude": magnitude_masks,
-    "global": global_masks,
-    "uniform": uniform_masks,
-    "schedule": schedule_masks,
-    "allocate": allocate_masks,
-    "allocate_thirds": allocate_thirds_masks,
-    "wanda": wanda_masks,
-    "random": random_masks,
-}
-# every declared method has its function, and nothing else does (asrprune.variants declares them)
-assert set(METHODS) == set(DECLARED), sorted(set(METHODS) ^ set(DECLARED))
+# Each declared method's mask function (asrprune.variants.METHODS names it): a declaration whose
+# function is missing fails here, at import.
+MASK_FUNCTIONS: dict[str, MethodFn] = {name: globals()[method.masks] for name, method in METHODS.items()}
 
 
 def compute_masks(
@@ -393,13 +382,13 @@ def compute_masks(
     """Keep-masks (True = keep) of the tensors `method` prunes at `sparsity` (a fraction) of `target`."""
     check_method(method)
     context = context or PruneContext()
-    if DECLARED[method].takes_sparsity:
+    if METHODS[method].takes_sparsity:
         sparsity = _check_sparsity(sparsity)
         if target is None:
             raise ValueError(f"method {method!r} needs a target")
         parse_target(target)
     with torch.no_grad():
-        return METHODS[method](model, target, sparsity, context)
+        return MASK_FUNCTIONS[method](model, target, sparsity, context)
 
 
 def variant_masks(model: nn.Module, variant: Variant, context: PruneContext) -> Masks:

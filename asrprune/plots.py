@@ -27,7 +27,7 @@ from asrprune.variants import BASELINE  # noqa: E402
 
 WER_VS_SPARSITY_COLUMNS = ("model", "variant", "method", "target", "sparsity_overall", "dataset", "wer", "wer_ci_low", "wer_ci_high")
 DELTA_COLUMNS = ("model", "variant", "dataset", "wer", "wer_ci_low", "wer_ci_high", "delta_wer_abs", "p_value")
-PREDICTED_COLUMNS = ("model", "variant", "dataset", "delta_wer_abs", "predicted_damage")
+PREDICTED_VS_MEASURED_COLUMNS = ("model", "variant", "dataset", "delta_wer_abs", "predicted_damage")
 CORRELATION_COLUMNS = ("model", "dataset", "n_variants", "spearman_rho", "p_value")
 SIGNIFICANCE = 0.05
 DPI = 120
@@ -308,7 +308,7 @@ def plot_predicted_vs_measured(
     or recomputed from the table with `asrprune.tables.damage_correlation` when none is given.
     Variants whose predicted damage is not positive cannot sit on a log axis and are counted in the title.
     """
-    require_columns(table, PREDICTED_COLUMNS, "plot_predicted_vs_measured")
+    require_columns(table, PREDICTED_VS_MEASURED_COLUMNS, "plot_predicted_vs_measured")
     title = "Predicted damage vs measured ΔWER"
     pruned = table[(table["variant"] != BASELINE)]
     data = pruned[pruned["predicted_damage"].notna() & pruned["delta_wer_abs"].notna()]

@@ -221,7 +221,7 @@ def build_hf_parquet(spec: dict, threads: int = 1) -> tuple[list[dict], dict]:
 # Local manifest (CSV/TSV of path, text[, id]; paths relative to the manifest)
 
 
-def build_manifest(spec: dict, inputs: dict[str, Path], threads: int = 1) -> tuple[list[dict], dict]:
+def build_from_manifest(spec: dict, inputs: dict[str, Path], threads: int = 1) -> tuple[list[dict], dict]:
     """Utterances listed in a local manifest."""
     mpath = Path(inputs.get("manifest") or spec.get("path") or "")
     if not str(mpath) or str(mpath) == ".":
