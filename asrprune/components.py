@@ -205,3 +205,25 @@ def model_is_multilingual(model: Any) -> bool:
     """Whether a Whisper checkpoint is multilingual (generation config, else OpenAI's vocabulary rule)."""
     flag = getattr(model.generation_config, "is_multilingual", None)
     return bool(flag) if flag is not None else is_multilingual(model.config.vocab_size)
+
+
+def whisper_parameter_names(encoder_layers: int, decoder_layers: int) -> list[str]:
+    """The parameter names of a Whisper of this depth (what select_tensors ranks), in model order."""
+    attn = [f"{p}_proj.{w}" for p in ("k", "v", "q", "out") for w in ("weight", "bias") if (p, w) != ("k", "bias")]
+    ffn = [f"{fc}.{w}" for fc in ("fc1", "fc2") for w in ("weight", "bias")]
+    norm = ["weight", "bias"]
+    names = [f"model.encoder.conv{k}.{w}" for k in (1, 2) for w in ("weight", "bias")]
+    names.append("model.encoder.embed_positions.weight")
+    for i in range(encoder_layers):
+        block = f"model.encoder.layers.{i}"
+        names += [f"{block}.self_attn.{a}" for a in attn] + [f"{block}.self_attn_layer_norm.{w}" for w in norm]
+        names += [f"{block}.{f}" for f in ffn] + [f"{block}.final_layer_norm.{w}" for w in norm]
+    names += [f"model.encoder.layer_norm.{w}" for w in norm]
+    names += ["model.decoder.embed_tokens.weight", "model.decoder.embed_positions.weight"]
+    for i in range(decoder_layers):
+        block = f"model.decoder.layers.{i}"
+        names += [f"{block}.self_attn.{a}" for a in attn] + [f"{block}.self_attn_layer_norm.{w}" for w in norm]
+        names += [f"{block}.encoder_attn.{a}" for a in attn] + [f"{block}.encoder_attn_layer_norm.{w}" for w in norm]
+        names += [f"{block}.{f}" for f in ffn] + [f"{block}.final_layer_norm.{w}" for w in norm]
+    names += [f"model.decoder.layer_norm.{w}" for w in norm]
+    return names

@@ -26,12 +26,12 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # the workflow's formats and sources: each reads or writes one kind of file (or drives the encoder
     # cache on disk), for the stages
     "formats": (
-        "ct2", "models", "masks", "encoder_cache", "decode_cache", "decode", "plots",
+        "ct2", "ct2_convert", "models", "masks", "encoder_cache", "decode_cache", "decode", "plots",
         "usage", "datasets", "datasets.manifest", "datasets.external", "datasets.offline",
         "datasets.overlap",
     ),
     # which jobs, with which params (rules/common.smk calls these; none runs a stage)
-    "planning": ("config", "plan"),
+    "planning": ("config", "preflight", "plan"),
     # one module per rule, each `run(job)`: every read and write of a job
     "stages": ("stages", "stages.*"),
     # process set-up and `run_stage`, the whole of every scripts/NAME.py
