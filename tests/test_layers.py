@@ -21,13 +21,13 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "numerical": (
         "audio", "metrics", "stats", "flops", "damage", "encoder", "greedy", "generation", "allocation",
         "methods", "labels", "sensitivity", "activations", "batches", "claims", "findings", "tables",
-        "datasets.schema", "datasets.degradations",
+        "datasets.schema", "datasets.degradations", "datasets.sentences",
     ),
     # the workflow's formats and sources: each reads or writes one kind of file (or drives the encoder
     # cache on disk), for the stages
     "formats": (
         "ct2", "ct2_convert", "models", "masks", "encoder_cache", "decode_cache", "decode", "plots",
-        "usage", "datasets", "datasets.manifest", "datasets.external", "datasets.offline",
+        "usage", "datasets", "datasets.manifest", "datasets.external", "datasets.offline", "datasets.tts",
         "datasets.overlap",
     ),
     # which jobs, with which params (rules/common.smk calls these; none runs a stage)

@@ -15,9 +15,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from asrprune.audio import MAX_SECONDS, SAMPLE_RATE, decode_audio, encode_flac, peak_normalize
+from asrprune.audio import MAX_SECONDS, PCM_PEAK, SAMPLE_RATE, decode_audio, encode_flac, peak_normalize
 from asrprune.datasets.manifest import audio_path, local_parquet_files, read_manifest_rows
-from asrprune.datasets.offline import PCM_PEAK, max_utts_of, normalize_text, ranked
+from asrprune.datasets.offline import max_utts_of
+from asrprune.datasets.sentences import normalize_text, ranked
 
 log = logging.getLogger(__name__)
 
