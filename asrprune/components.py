@@ -22,17 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-COMPONENTS: tuple[str, ...] = (
-    "enc_self_attn",
-    "enc_ffn",
-    "dec_self_attn",
-    "dec_cross_attn",
-    "dec_ffn",
-    "conv",
-    "layernorm",
-    "bias",
-    "embeddings",
-)
 MATRIX_COMPONENTS: tuple[str, ...] = (
     "enc_self_attn",
     "enc_ffn",
@@ -41,6 +30,7 @@ MATRIX_COMPONENTS: tuple[str, ...] = (
     "dec_ffn",
     "conv",
 )
+COMPONENTS: tuple[str, ...] = MATRIX_COMPONENTS + ("layernorm", "bias", "embeddings")
 GROUPS: dict[str, tuple[str, ...]] = {
     "all": MATRIX_COMPONENTS,
     "enc": ("enc_self_attn", "enc_ffn", "conv"),

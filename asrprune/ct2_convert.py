@@ -214,6 +214,19 @@ def check_vocab_size(n_embeddings: int, n_tokens: int, has_timestamps: bool, whe
         )
 
 
+def _special_tokens(tokens: WhisperTokens, ct2_config: dict[str, Any]) -> dict[str, Any]:
+    """The token ids the model and generation configs share. HF's own Whisper configs use
+    <|endoftext|> as bos, eos and pad."""
+    return dict(
+        bos_token_id=tokens.eos,
+        eos_token_id=tokens.eos,
+        pad_token_id=tokens.eos,
+        decoder_start_token_id=tokens.sot,
+        suppress_tokens=list(ct2_config.get("suppress_ids", [])),
+        begin_suppress_tokens=list(ct2_config.get("suppress_ids_begin", [])),
+    )
+
+
 def whisper_config(sd: dict[str, torch.Tensor], ct2: CT2Model, ct2_config: dict[str, Any], tokens: WhisperTokens):
     """Build the `WhisperConfig` from tensor shapes, CT2 flags and the tokenizer's special ids."""
     from transformers import WhisperConfig
@@ -233,14 +246,8 @@ def whisper_config(sd: dict[str, torch.Tensor], ct2: CT2Model, ct2_config: dict[
         max_target_positions=sd["model.decoder.embed_positions.weight"].shape[0],
         activation_function="gelu",
         scale_embedding=False,
-        # HF's own Whisper configs use <|endoftext|> as bos, eos and pad.
-        bos_token_id=tokens.eos,
-        eos_token_id=tokens.eos,
-        pad_token_id=tokens.eos,
-        decoder_start_token_id=tokens.sot,
-        suppress_tokens=list(ct2_config.get("suppress_ids", [])),
-        begin_suppress_tokens=list(ct2_config.get("suppress_ids_begin", [])),
         tie_word_embeddings=True,
+        **_special_tokens(tokens, ct2_config),
     )
 
 
@@ -256,13 +263,8 @@ def whisper_generation_config(config, ct2_config: dict[str, Any], tokens: Whispe
 
     multilingual = is_multilingual(config.vocab_size)
     kwargs: dict[str, Any] = dict(
-        decoder_start_token_id=tokens.sot,
-        bos_token_id=tokens.eos,
-        eos_token_id=tokens.eos,
-        pad_token_id=tokens.eos,
+        **_special_tokens(tokens, ct2_config),
         max_length=config.max_target_positions,
-        suppress_tokens=list(ct2_config.get("suppress_ids", [])),
-        begin_suppress_tokens=list(ct2_config.get("suppress_ids_begin", [])),
         alignment_heads=[list(h) for h in ct2_config.get("alignment_heads", [])],
         no_timestamps_token_id=tokens.no_timestamps,
         is_multilingual=multilingual,
