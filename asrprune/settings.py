@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+# schemas/config.schema.yaml, through the link beside this file (a wheel carries the file itself)
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
 
 @cache
