@@ -37,7 +37,7 @@ class Unit:
 def units_of(names: list[str], layers: dict[str, int], by_third: bool = False) -> dict[str, list[str]]:
     """Group tensors into allocation units by component (and, with `by_third`, by layer third).
 
-    `layers` is the model's blocks per side (asrprune.methods.n_layers). Tensors outside the blocks
+    `layers` is the model's blocks per side (asrprune.components.n_layers). Tensors outside the blocks
     (convolutions, the token embedding) form one unit per component.
     """
     units: dict[str, list[str]] = {}

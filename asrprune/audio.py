@@ -16,6 +16,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 SAMPLE_RATE = 16_000
+PCM_PEAK = 32767 / 32768  # the largest value PCM_16 holds; louder audio is scaled down, never clipped
 MAX_SECONDS = 30.0
 
 

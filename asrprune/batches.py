@@ -1,10 +1,9 @@
-"""From a dataset Parquet file to model-ready batches: log-Mel features, decoder inputs and labels."""
+"""From a dataset frame (asrprune.io.read_split) to model-ready batches: log-Mel features, decoder inputs and labels."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,20 +24,6 @@ class Batch:
     labels: torch.Tensor | None = None  # [B, T]
 
 
-def read_split(path: str | Path, max_utts: int | None = None) -> pd.DataFrame:
-    """Read a dataset Parquet file (see docs/contracts.md), optionally its first `max_utts` rows by id."""
-    try:
-        df = pd.read_parquet(path)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise ValueError(f"{path}: not a readable Parquet file ({exc}); expected a dataset written by "
-                         "prepare_dataset (docs/contracts.md)") from exc
-    missing = {"id", "audio", "text", "duration_s"} - set(df.columns)
-    if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)}; expected the dataset contract of docs/contracts.md")
-    df = df.sort_values("id", kind="stable").reset_index(drop=True)
-    return df if max_utts is None else df.head(max_utts)
-
-
 def select_utterances(df: pd.DataFrame, n_utts: int, seed: int) -> pd.DataFrame:
     """The calibration utterances: a seeded random subset of n_utts rows (all rows when fewer), in id order.
 
@@ -50,11 +35,6 @@ def select_utterances(df: pd.DataFrame, n_utts: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(df), size=n_utts, replace=False))
     return df.iloc[pick].sort_values("id", kind="stable").reset_index(drop=True)
-
-
-def read_calibration(path: str | Path, n_utts: int, seed: int) -> pd.DataFrame:
-    """The calibration utterances of a calibration Parquet file (select_utterances on read_split)."""
-    return select_utterances(read_split(path), n_utts, seed)
 
 
 def log_mel(feature_extractor, audios: list[np.ndarray]) -> torch.Tensor:

@@ -20,18 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-COMPONENTS: tuple[str, ...] = (
-    "enc_self_attn",
-    "enc_ffn",
-    "dec_self_attn",
-    "dec_cross_attn",
-    "dec_ffn",
-    "conv",
-    "layernorm",
-    "bias",
-    "embeddings",
-)
 MATRIX_COMPONENTS: tuple[str, ...] = (
     "enc_self_attn",
     "enc_ffn",
@@ -40,6 +30,7 @@ MATRIX_COMPONENTS: tuple[str, ...] = (
     "dec_ffn",
     "conv",
 )
+COMPONENTS: tuple[str, ...] = MATRIX_COMPONENTS + ("layernorm", "bias", "embeddings")
 GROUPS: dict[str, tuple[str, ...]] = {
     "all": MATRIX_COMPONENTS,
     "enc": ("enc_self_attn", "enc_ffn", "conv"),
@@ -178,3 +169,51 @@ def select_tensors(names: list[str], target: str, n_layers: dict[str, int], allo
     if not chosen and not allow_empty:
         raise ValueError(f"target {target!r} selects no tensor of this model")
     return chosen
+
+
+def n_layers(model: Any) -> dict[str, int]:
+    """Blocks per side of a Whisper model, as `select_tensors` wants them."""
+    cfg = model.config
+    return {"encoder": cfg.encoder_layers, "decoder": cfg.decoder_layers}
+
+
+def target_tensors(model: Any, target: str, allow_empty: bool = False) -> list[str]:
+    """Names of the tensors a target selects in this model, in model order (tied tensors once)."""
+    return select_tensors([n for n, _ in model.named_parameters()], target, n_layers(model), allow_empty)
+
+
+# OpenAI's own rule (whisper/model.py: `is_multilingual = n_vocab >= 51865`).
+MULTILINGUAL_MIN_VOCAB = 51865
+
+
+def is_multilingual(vocab_size: int) -> bool:
+    """Whether a Whisper vocabulary is the multilingual one."""
+    return vocab_size >= MULTILINGUAL_MIN_VOCAB
+
+
+def model_is_multilingual(model: Any) -> bool:
+    """Whether a Whisper checkpoint is multilingual (generation config, else OpenAI's vocabulary rule)."""
+    flag = getattr(model.generation_config, "is_multilingual", None)
+    return bool(flag) if flag is not None else is_multilingual(model.config.vocab_size)
+
+
+def whisper_parameter_names(encoder_layers: int, decoder_layers: int) -> list[str]:
+    """The parameter names of a Whisper of this depth (what select_tensors ranks), in model order."""
+    attn = [f"{p}_proj.{w}" for p in ("k", "v", "q", "out") for w in ("weight", "bias") if (p, w) != ("k", "bias")]
+    ffn = [f"{fc}.{w}" for fc in ("fc1", "fc2") for w in ("weight", "bias")]
+    norm = ["weight", "bias"]
+    names = [f"model.encoder.conv{k}.{w}" for k in (1, 2) for w in ("weight", "bias")]
+    names.append("model.encoder.embed_positions.weight")
+    for i in range(encoder_layers):
+        block = f"model.encoder.layers.{i}"
+        names += [f"{block}.self_attn.{a}" for a in attn] + [f"{block}.self_attn_layer_norm.{w}" for w in norm]
+        names += [f"{block}.{f}" for f in ffn] + [f"{block}.final_layer_norm.{w}" for w in norm]
+    names += [f"model.encoder.layer_norm.{w}" for w in norm]
+    names += ["model.decoder.embed_tokens.weight", "model.decoder.embed_positions.weight"]
+    for i in range(decoder_layers):
+        block = f"model.decoder.layers.{i}"
+        names += [f"{block}.self_attn.{a}" for a in attn] + [f"{block}.self_attn_layer_norm.{w}" for w in norm]
+        names += [f"{block}.encoder_attn.{a}" for a in attn] + [f"{block}.encoder_attn_layer_norm.{w}" for w in norm]
+        names += [f"{block}.{f}" for f in ffn] + [f"{block}.final_layer_norm.{w}" for w in norm]
+    names += [f"model.decoder.layer_norm.{w}" for w in norm]
+    return names

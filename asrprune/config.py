@@ -1,12 +1,11 @@
 """Config validation: the JSON schema first, then the cross-references a schema cannot express.
 
-Every error names the offending key path, its value and what was expected, and is raised before
+The config's loading (strict YAML) and validation. Every error names the offending key path, its value and what was expected, and is raised before
 Snakemake schedules a single job.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from asrprune.components import layers_in_range, parse_target, select_tensors
-from asrprune.io import MANIFEST_FILE, read_manifest
+from asrprune.components import parse_target
 from asrprune.schedules import resolve_schedule
-from asrprune.variants import check_ablation
-
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+from asrprune.settings import SCHEMA_PATH
+from asrprune.variants import check_ablation, check_method
 
 
 class ConfigError(ValueError):
@@ -231,7 +228,7 @@ def _check_references(config: dict[str, Any]) -> None:
                 parse_target(target)
             except ValueError as e:
                 raise ConfigError(f"pruning.grid[{i}].targets: {e}") from None
-        if entry.get("ablate") and entry["method"] != "schedule":
+        if entry.get("ablate") and not check_method(entry["method"]).names_schedule:
             raise ConfigError(
                 f"pruning.grid[{i}].ablate: takes a schedule apart; method {entry['method']!r} has none "
                 "(expected method: schedule)"
@@ -275,34 +272,6 @@ def _check_source_keys(config: dict[str, Any]) -> None:
                         f"{section}.{name}.source is {source!r}, which never reads it; expected it removed (or "
                         f"source: {owners[key][0]})"
                     )
-
-
-def check_installed_packages(config: dict[str, Any]) -> None:
-    """Every `ct2-pypi` model's `packages` pins are installed at exactly those versions.
-
-    Run before any job (rules/common.smk): otherwise a pin typo reruns prepare_model, Snakemake
-    deletes the prepared model before the job fails, and fixing the typo rebuilds every job after it.
-    """
-    from importlib import metadata
-
-    for name, spec in (config.get("models") or {}).items():
-        if spec.get("source") != "ct2-pypi":
-            continue
-        for i, requirement in enumerate(spec.get("packages") or []):
-            dist, _, pinned = requirement.partition("==")
-            try:
-                installed = metadata.version(dist.strip())
-            except metadata.PackageNotFoundError:
-                raise ConfigError(
-                    f"models.{name}.packages[{i}] = {requirement!r}: {dist.strip()} is not installed; expected "
-                    f"the pinned package installed (pip install {requirement}) or the pin corrected"
-                ) from None
-            if installed != pinned.strip():
-                raise ConfigError(
-                    f"models.{name}.packages[{i}] = {requirement!r}: {dist.strip()} {installed} is installed, not "
-                    f"{pinned.strip()}; expected the pin to name the installed version (a typo?) or "
-                    f"pip install {requirement}"
-                )
 
 
 def _check_schedules(config: dict[str, Any]) -> None:
@@ -367,104 +336,3 @@ def _check_calibration_apart(config: dict[str, Any]) -> None:
                     "pruning would be tuned on test utterances; expected a calibration set of other utterances "
                     "(or set calibration.allow_overlap: true)"
                 )
-
-
-# --------------------------------------------------------------------------------------------------
-# Checks against the model's depth, when it is known before any job runs
-
-
-def model_depth(name: str, spec: dict[str, Any], prepared: str | Path | None = None) -> tuple[int, int] | None:
-    """(encoder layers, decoder layers) of a model, or None while unknown.
-
-    Known without running anything for a `local` model (its config.json) and for any model that
-    prepare_model already wrote from this very spec (its manifest.json in `prepared`, the model's
-    store folder); a hub or CTranslate2 model is known once it has been prepared.
-    """
-    candidates = []
-    if spec.get("source") == "local" and spec.get("path"):
-        candidates.append((Path(spec["path"]) / "config.json", None))
-    if prepared is not None:
-        candidates.append((Path(prepared) / MANIFEST_FILE, spec))
-    for path, must_match in candidates:
-        try:
-            data = read_manifest(path.parent) if path.name == MANIFEST_FILE else json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if must_match is not None:
-            if data.get("source") != must_match:
-                continue
-            data = data.get("config") or {}
-        try:
-            return int(data["encoder_layers"]), int(data["decoder_layers"])
-        except (KeyError, TypeError, ValueError):
-            continue
-    return None
-
-
-def _whisper_parameter_names(encoder_layers: int, decoder_layers: int) -> list[str]:
-    """The parameter names of a Whisper of this depth (what components.select_tensors ranks)."""
-    attn = [f"{p}_proj.{w}" for p in ("k", "v", "q", "out") for w in ("weight", "bias") if (p, w) != ("k", "bias")]
-    ffn = [f"{fc}.{w}" for fc in ("fc1", "fc2") for w in ("weight", "bias")]
-    norm = ["weight", "bias"]
-    names = [f"model.encoder.conv{k}.{w}" for k in (1, 2) for w in ("weight", "bias")]
-    names.append("model.encoder.embed_positions.weight")
-    for i in range(encoder_layers):
-        block = f"model.encoder.layers.{i}"
-        names += [f"{block}.self_attn.{a}" for a in attn] + [f"{block}.self_attn_layer_norm.{w}" for w in norm]
-        names += [f"{block}.{f}" for f in ffn] + [f"{block}.final_layer_norm.{w}" for w in norm]
-    names += [f"model.encoder.layer_norm.{w}" for w in norm]
-    names += ["model.decoder.embed_tokens.weight", "model.decoder.embed_positions.weight"]
-    for i in range(decoder_layers):
-        block = f"model.decoder.layers.{i}"
-        names += [f"{block}.self_attn.{a}" for a in attn] + [f"{block}.self_attn_layer_norm.{w}" for w in norm]
-        names += [f"{block}.encoder_attn.{a}" for a in attn] + [f"{block}.encoder_attn_layer_norm.{w}" for w in norm]
-        names += [f"{block}.{f}" for f in ffn] + [f"{block}.final_layer_norm.{w}" for w in norm]
-    names += [f"model.decoder.layer_norm.{w}" for w in norm]
-    return names
-
-
-def _check_range(target: str, depth: dict[str, int]) -> None:
-    """An explicit layer range must fit every side the target covers (schedules may select nothing)."""
-    base, layers = parse_target(target)
-    if layers is None:
-        return
-    sides = {"enc": ["encoder"], "dec": ["decoder"], "all": ["encoder", "decoder"]}.get(
-        base, ["encoder"] if base.startswith("enc") else ["decoder"] if base.startswith("dec") else ["encoder", "decoder"])
-    for side in sides:
-        layers_in_range(layers, depth[side])
-
-
-def check_model_depths(config: dict[str, Any], prepared: dict[str, str] | None = None) -> None:
-    """Layer ranges of the grid's targets and of the schedules it uses, against each model's depth.
-
-    Runs before any job (rules/common.smk) for every model whose depth is known (`model_depth`;
-    `prepared` maps a model to its store folder);
-    a grid target must select at least one tensor, a schedule's explicit range must exist.
-    """
-    pruning = config["pruning"]
-    defined = pruning.get("schedules") or {}
-    schedules = {name: f"pruning.schedules.{name}" for name in defined}
-    for i, entry in enumerate(pruning["grid"]):
-        for name in entry.get("schedules") or []:
-            schedules.setdefault(name, f"pruning.grid[{i}].schedules")
-        if entry.get("sparsity_of"):
-            schedules.setdefault(entry["sparsity_of"], f"pruning.grid[{i}].sparsity_of")
-    for model, spec in config["models"].items():
-        found = model_depth(model, spec, (prepared or {}).get(model))
-        if found is None:
-            continue
-        depth = {"encoder": found[0], "decoder": found[1]}
-        names = _whisper_parameter_names(*found)
-        about = f"on model {model!r} ({found[0]} encoder, {found[1]} decoder layers)"
-        for i, entry in enumerate(pruning["grid"]):
-            for target in entry.get("targets") or []:
-                try:
-                    select_tensors(names, target, depth)
-                except ValueError as e:
-                    raise ConfigError(f"pruning.grid[{i}].targets: target {target!r} {about}: {e}") from None
-        for name, key in schedules.items():
-            for target in resolve_schedule(name, defined):
-                try:
-                    _check_range(target, depth)
-                except ValueError as e:
-                    raise ConfigError(f"{key}: target {target!r} {about}: {e}") from None

@@ -26,7 +26,7 @@ real tiny.en):
 The encoder side is independent of the backend: it runs in full, or resumes from states that
 ``asrprune.encoder_cache`` keeps on disk for variants that leave a prefix of the encoder untouched.
 
-Here: the settings and `decode_frame`, which batches a dataset (asrprune.batches) and puts the
+Here: `decode_frame` (its settings: asrprune.settings), which batches a dataset (asrprune.batches) and puts the
 pieces together: the encoder (asrprune.encoder), the encoder cache (asrprune.decode_cache), the
 fast loop (asrprune.greedy) or `generate` (asrprune.generation), one row per utterance.
 """
@@ -34,9 +34,7 @@ fast loop (asrprune.greedy) or `generate` (asrprune.generation), one row per utt
 from __future__ import annotations
 
 import logging
-import math
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -44,11 +42,12 @@ import torch
 from tqdm import tqdm
 
 from asrprune.batches import batch_chunks, chunk_features
+from asrprune.components import model_is_multilingual
 from asrprune.decode_cache import CacheSpec, open_cache_entry
 from asrprune.encoder import encode, encoder_resume
-from asrprune.encoder_cache import DEFAULT_CAP_MB
 from asrprune.generation import auto_prompts, detect_languages, generate_tokens, prompt_language
 from asrprune.greedy import fast_unsupported, greedy_decode, loop_constants
+from asrprune.settings import DecodeSettings, token_limit
 
 log = logging.getLogger(__name__)
 
@@ -65,38 +64,6 @@ DECODE_COLUMNS = [
     "encoder_cached",
     "language",
 ]
-BACKENDS = ("fast", "generate")
-LANGUAGES = ("en", "auto")
-
-
-@dataclass(frozen=True)
-class DecodeSettings:
-    """How hypotheses are produced; recorded with every table row."""
-
-    batch_size: int = 8
-    num_beams: int = 1
-    device: str = "auto"
-    gpu_dtype: str = "bfloat16"
-    max_tokens_per_second: float = 6.0
-    max_tokens_margin: int = 10
-    backend: str = "fast"
-    encoder_cache: bool = True
-    encoder_cache_mb: float = DEFAULT_CAP_MB
-    # en: a multilingual model is told <|en|><|transcribe|>; auto: it detects the language of each
-    # utterance and transcribes (what the authors' `generate` call did with whisper-small's hub
-    # generation config, forced_decoder_ids [[1, None], [2, <|transcribe|>]]). English-only models
-    # have no language token either way.
-    language: str = "en"
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"decoding.backend = {self.backend!r}: expected one of {list(BACKENDS)}")
-        if self.language not in LANGUAGES:
-            raise ValueError(f"decoding.language = {self.language!r}: expected one of {list(LANGUAGES)}")
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "DecodeSettings":
-        return cls(**{k: v for k, v in cfg.items() if k in cls.__dataclass_fields__})
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -106,13 +73,6 @@ def resolve_device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(setting)
-
-
-def token_limit(duration_s: float, settings: DecodeSettings, ceiling: int) -> int:
-    """New-token budget that scales with the audio: speech runs at ~3-4 tokens/s, so a hypothesis
-    far longer than that is a runaway loop, and stopping it early saves time without changing
-    any hypothesis that ends normally."""
-    return min(ceiling, math.ceil(duration_s * settings.max_tokens_per_second) + settings.max_tokens_margin)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -175,13 +135,11 @@ def decode_frame(
         log.info("decoding with generate instead of the fast loop: %s", why)
         backend = "generate"
     constants = loop_constants(model, device) if backend == "fast" else None
-    from asrprune.models import model_is_multilingual
-
     # decoding.language auto: each utterance's language detected, then transcribed in it
     auto = settings.language == "auto" and model_is_multilingual(model)
     chunks = batch_chunks(df, settings.batch_size)
     n_layers = model.config.encoder_layers
-    reader, written, _ = open_cache_entry(model, processor, df, chunks, settings, cache) if cache else (None, {}, None)
+    reader, written = open_cache_entry(model, processor, df, chunks, settings, cache) if cache else (None, {})
     k = cache.resume_layer if reader is not None else n_layers
 
     rows: list[dict] = []

@@ -30,7 +30,7 @@ from asrprune.encoder_cache import (
 )
 
 if TYPE_CHECKING:
-    from asrprune.decode import DecodeSettings
+    from asrprune.settings import DecodeSettings
 
 log = logging.getLogger(__name__)
 
@@ -115,19 +115,20 @@ def cache_fields(model, processor, settings: DecodeSettings, spec: CacheSpec) ->
 
 
 def open_cache_entry(model, processor, df: pd.DataFrame, chunks, settings: DecodeSettings, spec: CacheSpec):
-    """(reader or None, {batch: (seconds spent writing, started from a stored boundary)}, key or None)."""
+    """(reader or None, {batch: (seconds spent writing, started from a stored boundary)}).
+
+    The caller passes a spec only when the encoder cache is on (execution.encoder_cache)."""
     n_layers = model.config.encoder_layers
     k = spec.resume_layer
-    if not settings.encoder_cache or k < 1:
-        if k < 1:
-            log.info("encoder cache: the variant changes the encoder stem or its first block; computing in full")
-        return None, {}, None
+    if k < 1:
+        log.info("encoder cache: the variant changes the encoder stem or its first block; computing in full")
+        return None, {}
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     nbytes = entry_bytes(len(df), model.config.max_source_positions, model.config.d_model, dtype)
     if not spec.cache.fits(nbytes):
         log.info("encoder cache: an entry of %.0f MB exceeds the cap of %.0f MB; not caching", nbytes / 2**20, spec.cache.cap_bytes / 2**20)
-        return None, {}, None
+        return None, {}
     fields = cache_fields(model, processor, settings, spec)
     key = cache_key(fields)
     batches = [list(c["id"]) for c in chunks]
@@ -153,11 +154,11 @@ def open_cache_entry(model, processor, df: pd.DataFrame, chunks, settings: Decod
                  f", starting from stored boundary {source[0]}" if source else "")
         filled = _fill_entries(writers, chunks, model, processor, device, dtype, source)
         if filled is None:
-            return None, {}, key
+            return None, {}
         seconds, resumed = filled
         # per batch: the seconds spent writing, and whether its states came from the cache (resumed)
         written = {i: (t, i in resumed) for i, t in seconds.items()}
-        return EntryReader(spec.cache, key, batches, published=True), written, key
+        return EntryReader(spec.cache, key, batches, published=True), written
     if handle is not None:
         log.info("encoder cache: %s entry %s (boundary %d of %d)", "reading" if handle.published else "following", key[:12], k, n_layers)
-    return handle, {}, key
+    return handle, {}

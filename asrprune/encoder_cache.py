@@ -47,7 +47,7 @@ costs ``n_utts x 1500 x d_model x 4`` bytes: 2.2 MiB per utterance for tiny (d 3
 4.4 MiB for small. The default config stores two boundaries per test set (its decoder variants read
 boundary L = 4, its ``enc.last_third`` variants boundary 3, both written by the first job that runs
 the encoder, see ``CacheSpec.also_store``; a target that changes block 0, such as ``enc_ffn``,
-computes the encoder in full): 3 sets x 2 x 48 utterances x 2.2 MiB = 634 MiB; a test set of 2,000 utterances costs 8.6 GiB per boundary for small. The total is capped at ``decoding.encoder_cache_mb``: before and after writing
+computes the encoder in full): 3 sets x 2 x 48 utterances x 2.2 MiB = 634 MiB; a test set of 2,000 utterances costs 8.6 GiB per boundary for small. The total is capped at ``execution.encoder_cache_mb``: before and after writing
 an entry the least recently used entries (by the entry directory's mtime, which every read refreshes)
 are removed until the published entries fit; an entry larger than the whole cap is never written.
 The entry being written is not counted until it is published, so usage can exceed the cap by one
@@ -88,12 +88,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from asrprune.components import target_tensors
 from asrprune.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 FORMAT = "asrprune-encoder-cache-v2"  # v2: keys name the transformers version, config.json and attention
-DEFAULT_CAP_MB = 2048
 STALE_S = 300.0  # a writer silent for this long is taken for dead
 POLL_S = 0.1
 META_FILE = "meta.json"
@@ -131,8 +131,6 @@ def target_boundaries(model: Any, targets: Iterable[str]) -> tuple[int, ...]:
     A variant changes only tensors of its target, so it resumes at its target's boundary or later;
     decoder-only targets (boundary L) and those reaching the stem (0) add nothing.
     """
-    from asrprune.methods import target_tensors
-
     n_layers = model.config.encoder_layers
     found = {resume_boundary(target_tensors(model, t), n_layers) for t in targets}
     return tuple(sorted(k for k in found if 0 < k < n_layers))

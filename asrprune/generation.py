@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from asrprune.decode import DecodeSettings
+    from asrprune.settings import DecodeSettings
 
 
 def generate_tokens(

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 if TYPE_CHECKING:
-    from asrprune.decode import DecodeSettings
+    from asrprune.settings import DecodeSettings
 
 
 # Generation settings that would make `generate` add a logits processor the fast loop does not have,

@@ -232,3 +232,26 @@ def read_manifest(directory: str | os.PathLike, expected: str = "a manifest writ
     if not isinstance(manifest, dict):
         raise ValueError(f"{path}: holds a JSON {type(manifest).__name__}, not an object; expected {expected}")
     return manifest
+
+
+def parse_result_path(path: str | Path) -> tuple[str, str, str]:
+    """(model, variant, dataset) from `.../{model}/{variant}/{dataset}.parquet`."""
+    p = Path(path)
+    return p.parent.parent.name, p.parent.name, p.stem
+
+
+def read_split(path: str | Path, max_utts: int | None = None) -> Any:
+    """Read a dataset Parquet file (see docs/contracts.md) into a DataFrame sorted by id, optionally
+    its first `max_utts` rows."""
+    import pandas as pd
+
+    try:
+        df = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise ValueError(f"{path}: not a readable Parquet file ({exc}); expected a dataset written by "
+                         "prepare_dataset (docs/contracts.md)") from exc
+    missing = {"id", "audio", "text", "duration_s"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: missing columns {sorted(missing)}; expected the dataset contract of docs/contracts.md")
+    df = df.sort_values("id", kind="stable").reset_index(drop=True)
+    return df if max_utts is None else df.head(max_utts)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from asrprune.batches import IGNORE_INDEX, Batch
+from asrprune.settings import DecodeSettings, token_limit
 
 
 def eos_ids(model: nn.Module) -> set[int]:
@@ -98,8 +99,6 @@ def _one_cpu_thread() -> Iterator[None]:
 
 def _greedy_limit(model: nn.Module, duration_s: float, n_prompt: int) -> int:
     """Token budget for greedy pseudo-labels: the decode stage's duration-scaled limit."""
-    from asrprune.decode import DecodeSettings, token_limit
-
     return token_limit(duration_s, DecodeSettings(), model.config.max_target_positions - n_prompt)
 
 

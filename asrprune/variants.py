@@ -12,9 +12,10 @@ A variant has a readable, stable id that round-trips through `Variant.parse`:
   `{method: schedule, schedules: [NAME], ablate: [without, only]}` plans the full schedule and
   every ablation of every entry with a nonzero sparsity (`schedule_components`).
 
-Each method declares here, torch-free, which inputs its masks read (`Method`), so planning knows
-which prune jobs depend on the Fisher or the calibration audio without importing the methods; the
-functions themselves are registered against these names in asrprune.methods.
+The method registry (`METHODS`) is here, torch-free, one declaration per method: the inputs its
+masks read, the variants it makes, its special cases (the baseline prunes nothing, a schedule names
+its own rates and can be ablated) and the name of its mask function in asrprune.methods, which looks
+the functions up from these declarations. Planning reads it without importing torch.
 """
 
 from __future__ import annotations
@@ -27,29 +28,32 @@ from asrprune.components import parse_target
 from asrprune.schedules import resolve_schedule
 
 BASELINE = "baseline"
+SCHEDULE = "schedule"
 
 
 @dataclass(frozen=True)
 class Method:
-    """What a pruning method needs and takes."""
+    """One pruning method: the function that computes its masks, what it reads, what variants it makes."""
 
-    needs_fisher: bool = False  # reads results/sensitivity/{model}/fisher.safetensors
+    masks: str  # its mask function in asrprune.methods
+    needs_fisher: bool = False  # reads the sensitivity stage's fisher.safetensors
     needs_activations: bool = False  # reads the calibration audio (input activation norms)
-    takes_sparsity: bool = True  # False: no sparsity of its own (the baseline, a schedule)
+    takes_sparsity: bool = True  # False: no sparsity or target of its own (the baseline, a schedule)
     default_target: str | None = None  # the target when a grid entry names none
     matches_schedule: bool = False  # can run as METHOD-as-NAME
+    names_schedule: bool = False  # its variants are schedule-NAME, and take `ablate` (without/only)
 
 
 METHODS: dict[str, Method] = {
-    "baseline": Method(takes_sparsity=False),
-    "magnitude": Method(),
-    "global": Method(default_target="all", matches_schedule=True),
-    "uniform": Method(),
-    "schedule": Method(takes_sparsity=False),
-    "allocate": Method(needs_fisher=True, default_target="all", matches_schedule=True),
-    "allocate_thirds": Method(needs_fisher=True, default_target="all", matches_schedule=True),
-    "wanda": Method(needs_activations=True),
-    "random": Method(),
+    BASELINE: Method("baseline_masks", takes_sparsity=False),
+    "magnitude": Method("magnitude_masks"),
+    "global": Method("global_masks", default_target="all", matches_schedule=True),
+    "uniform": Method("uniform_masks"),
+    SCHEDULE: Method("schedule_masks", takes_sparsity=False, names_schedule=True),
+    "allocate": Method("allocate_masks", needs_fisher=True, default_target="all", matches_schedule=True),
+    "allocate_thirds": Method("allocate_thirds_masks", needs_fisher=True, default_target="all", matches_schedule=True),
+    "wanda": Method("wanda_masks", needs_activations=True),
+    "random": Method("random_masks"),
 }
 
 _PERCENT_RE = re.compile(r"^(?P<method>[a-z_]+)-(?P<target>.+)-s(?P<pct>\d+)$")
@@ -97,7 +101,7 @@ class Variant:
         """The readable, stable id (inverse of `parse`)."""
         if self.method == BASELINE:
             return BASELINE
-        if self.method == "schedule":
+        if METHODS[self.method].names_schedule:
             if self.ablate is not None:
                 return f"schedule-{self.schedule}-{self.ablate}-{self.component}"
             return f"schedule-{self.schedule}"
@@ -126,7 +130,7 @@ class Variant:
     @property
     def matched(self) -> bool:
         """A method run at a schedule's pool and pruned count (`METHOD-as-NAME`)."""
-        return self.schedule is not None and self.method != "schedule"
+        return self.schedule is not None and not METHODS[self.method].names_schedule
 
     @property
     def ablated(self) -> bool:
@@ -136,7 +140,7 @@ class Variant:
     @property
     def full_schedule(self) -> "Variant | None":
         """The full schedule an ablation is taken from (None for every other variant)."""
-        return Variant("schedule", "all", None, self.schedule) if self.ablated else None
+        return Variant(SCHEDULE, "all", None, self.schedule) if self.ablated else None
 
     @classmethod
     def parse(cls, variant: str) -> "Variant":
@@ -151,12 +155,12 @@ class Variant:
                 parse_target(m["component"])
             except ValueError as e:
                 raise ValueError(f"variant {variant!r}: {e}") from None
-            return cls("schedule", "all", None, m["schedule"], m["ablate"], m["component"])
-        if variant.startswith("schedule-"):
-            name = variant[len("schedule-") :]
+            return cls(SCHEDULE, "all", None, m["schedule"], m["ablate"], m["component"])
+        if variant.startswith(f"{SCHEDULE}-"):
+            name = variant[len(SCHEDULE) + 1 :]
             if not name:
                 raise ValueError(f"variant {variant!r} names no schedule: expected schedule-NAME, e.g. schedule-authors40")
-            return cls("schedule", "all", None, name)
+            return cls(SCHEDULE, "all", None, name)
         m = _MATCHED_RE.match(variant)
         if m:
             if not check_method(m["method"]).matches_schedule:
@@ -199,15 +203,15 @@ def grid_entries(config: dict[str, Any]) -> list[tuple[Variant, int | None]]:
         method = entry["method"]
         spec = check_method(method)
         kinds = [check_ablation(k) for k in entry.get("ablate") or []]
-        if kinds and method != "schedule":
+        if kinds and not spec.names_schedule:
             raise ValueError(f"pruning.grid[{i}]: `ablate` takes a schedule apart; method {method!r} has none")
-        if method == "schedule":
+        if spec.names_schedule:
             for name in entry["schedules"]:
                 schedule = resolve_schedule(name, pruning.get("schedules"))
-                out.append((Variant("schedule", "all", None, name), i))
+                out.append((Variant(SCHEDULE, "all", None, name), i))
                 for kind in kinds:
                     for component in schedule_components(schedule):
-                        out.append((Variant("schedule", "all", None, name, kind, component), i))
+                        out.append((Variant(SCHEDULE, "all", None, name, kind, component), i))
             continue
         if entry.get("sparsity_of"):
             name = entry["sparsity_of"]

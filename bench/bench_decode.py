@@ -49,9 +49,10 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from asrprune.audio import decode_audio  # noqa: E402
-from asrprune.batches import read_split  # noqa: E402
+from asrprune.io import read_split  # noqa: E402
 from asrprune.batches import batch_chunks  # noqa: E402
-from asrprune.decode import DecodeSettings, decode_frame, token_limit  # noqa: E402
+from asrprune.decode import decode_frame  # noqa: E402
+from asrprune.settings import DecodeSettings, token_limit  # noqa: E402
 from asrprune.decode_cache import CacheSpec  # noqa: E402
 from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary, target_boundaries  # noqa: E402
 from asrprune.io import sha256_file  # noqa: E402
@@ -348,17 +349,17 @@ import sys, time, torch
 sys.path.insert(0, {repo!r})
 torch.set_num_threads({threads})
 from asrprune.stages.decode import decode_variant
-decode_variant({model!r}, {masks!r}, {data!r}, {out!r}, {decoding!r}, cache_dir={cache!r})
+decode_variant({model!r}, {masks!r}, {data!r}, {out!r}, {decoding!r}, {execution!r}, cache_dir={cache!r})
 # VmHWM: this process's own peak (ru_maxrss of a child started by a big parent counts the parent's pages)
 print([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")][0])
 """
 
 
-def run_job(model_dir, mask_dir, data, decoding, cache_dir, threads) -> tuple[float, float]:
+def run_job(model_dir, mask_dir, data, decoding, execution, cache_dir, threads) -> tuple[float, float]:
     """(wall seconds, peak resident MB) of one decode job in its own process."""
     out = Path(tempfile.mkdtemp(prefix="bench-job-")) / "out.parquet"
     code = JOB.format(repo=str(REPO), threads=threads, model=str(model_dir), masks=str(mask_dir), data=str(data),
-                      out=str(out), decoding=decoding, cache=str(cache_dir) if cache_dir else None)
+                      out=str(out), decoding=decoding, execution=execution, cache=str(cache_dir) if cache_dir else None)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -381,16 +382,17 @@ def memory_section(args, base_manifest, settings) -> list[dict]:
     data = tmp / "subset.parquet"
     write_parquet(read_split(args.data_used).head(args.memory_utts), data)
     cache = tmp / "cache"
-    base_decoding = {"batch_size": settings.batch_size, "encoder_cache_mb": args.cache_mb}
+    base_decoding = {"batch_size": settings.batch_size}
+    cached, uncached = {"encoder_cache_mb": args.cache_mb}, {"encoder_cache": False}
     cases = [
-        ("generate backend, no cache", baseline, {**base_decoding, "backend": "generate", "encoder_cache": False}, None),
-        ("fast, no cache", baseline, {**base_decoding, "encoder_cache": False}, None),
-        ("fast, cache miss (writes)", baseline, base_decoding, cache),
-        (f"fast, cache hit ({args.decoder_variant})", dec_variant, base_decoding, cache),
+        ("generate backend, no cache", baseline, {**base_decoding, "backend": "generate"}, uncached, None),
+        ("fast, no cache", baseline, base_decoding, uncached, None),
+        ("fast, cache miss (writes)", baseline, base_decoding, cached, cache),
+        (f"fast, cache hit ({args.decoder_variant})", dec_variant, base_decoding, cached, cache),
     ]
     rows = []
-    for label, masks, decoding, cache_dir in cases:
-        wall, rss = run_job(model_dir, masks, data, decoding, cache_dir, args.threads)
+    for label, masks, decoding, execution, cache_dir in cases:
+        wall, rss = run_job(model_dir, masks, data, decoding, execution, cache_dir, args.threads)
         rows.append({"job": label, "wall_s": wall, "maxrss_mb": rss})
         print(f"  {label:45s} {wall:6.1f} s  {rss:7.0f} MB", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)

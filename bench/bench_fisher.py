@@ -76,8 +76,9 @@ def build(args) -> tuple[torch.nn.Module, list[Batch], str]:
         prompt, eos = generation_prompt_ids(model), int(model.config.eos_token_id)
         what = f"model: {model_dir} (real weights)"
         if calib.is_file():
-            from asrprune.batches import iter_batches, read_split
-            from asrprune.sensitivity import select_utterances
+            from asrprune.batches import iter_batches
+            from asrprune.io import read_split
+            from asrprune.batches import select_utterances
 
             df = select_utterances(read_split(calib), args.n_utts, 0)
             batches = list(iter_batches(df, processor, args.batch_size, prompt_ids=prompt, eos_id=eos))

@@ -12,16 +12,12 @@ except ImportError:
     sys.path.insert(0, WORKFLOW_DIR)
 
 from asrprune import plan
-from asrprune.config import (
-    ConfigError,
-    check_installed_packages,
-    check_model_depths,
-    load_yaml,
-    validate_config,
-)
+from asrprune.config import ConfigError, load_yaml, validate_config
 from asrprune.datasets.manifest import content_sha256 as dataset_content_sha256
 from asrprune.datasets.manifest import input_files as dataset_input_files
 from asrprune.io import check_output_root, read_json_or_none
+from asrprune.preflight import check_installed_packages, check_model_depths
+from asrprune.variants import BASELINE
 
 try:
     for path in workflow.overwrite_configfiles:
@@ -205,7 +201,7 @@ def get_pruned_mask_sets(wildcards):
     return [
         f"{EXP}/masks/{wildcards.model}/{v.id}"
         for v in plan.variants(config)
-        if v.id != plan.BASELINE
+        if v.id != BASELINE
     ]
 
 

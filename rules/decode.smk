@@ -19,7 +19,7 @@ rule decode:
         decoding=plan.transcript_settings(config),
         # Shared by every decode job, outside the DAG: encoder states of variants that leave a
         # prefix of the encoder untouched (asrprune/encoder_cache.py; capped by
-        # decoding.encoder_cache_mb, safe under concurrent jobs).
+        # execution.encoder_cache_mb, safe under concurrent jobs).
         cache_dir=f"{STORE}/cache/encoder",
     script:
         "../scripts/decode.py"

@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snakefile", type=Path, default=REPO / "Snakefile")
     args = parser.parse_args(argv)
     report = check_report(args.workdir, configfile=args.configfile, snakefile=args.snakefile)
-    print(f"ok: {report} renders; screenshot at {args.workdir / "results" / "default" / "report.png"}")
+    print(f"ok: {report} renders; screenshot at {args.workdir / 'results' / 'default' / 'report.png'}")
     return 0
 
 

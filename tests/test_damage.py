@@ -16,7 +16,8 @@ from asrprune.damage import (
     predicted_damage,
     predicted_damage_per_tensor,
 )
-from asrprune.methods import PruneContext, compute_masks, pooled_masks, target_tensors
+from asrprune.components import target_tensors
+from asrprune.methods import PruneContext, compute_masks, pooled_masks
 from asrprune.stages.predict_damage import run_predict
 from asrprune.stages.sensitivity import save_fisher
 from conftest import make_tiny_whisper

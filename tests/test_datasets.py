@@ -14,14 +14,9 @@ import soundfile as sf
 
 from asrprune.audio import decode_audio, encode_flac
 from asrprune.datasets import build_dataset
-from asrprune.datasets.offline import (
-    ASTERISK_SOUNDS,
-    clean_transcript,
-    load_catalog,
-    normalize_text,
-    parse_voice,
-    select,
-)
+from asrprune.datasets.offline import ASTERISK_SOUNDS, load_catalog
+from asrprune.datasets.sentences import clean_transcript, normalize_text, select
+from asrprune.datasets.tts import parse_voice
 from asrprune.datasets.schema import AUDIO_SCHEMA, make_table, validate_table
 from asrprune.io import read_parquet_metadata
 from conftest import skip_outside_ci

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from asrprune.decode import DecodeSettings, decode_frame, token_limit
+from asrprune.decode import decode_frame
+from asrprune.settings import DecodeSettings, token_limit
 from asrprune.encoder import encode, encoder_prefix, encoder_resume
 from asrprune.generation import generate_tokens
 from asrprune.greedy import fast_unsupported, greedy_decode
@@ -161,7 +162,7 @@ def test_token_limit_scales_with_duration():
 
 @pytest.fixture(scope="session")
 def short_utts(default_test_sets):
-    from asrprune.batches import read_split
+    from asrprune.io import read_split
 
     df = read_split(default_test_sets["ivr"])
     return df.nsmallest(4, "duration_s").sort_values("id").reset_index(drop=True)
@@ -198,7 +199,8 @@ def test_real_fast_equals_generate_on_every_default_utterance(tiny_en, default_t
     """
     import copy
 
-    from asrprune.batches import batch_chunks, chunk_features, read_split
+    from asrprune.batches import batch_chunks, chunk_features
+    from asrprune.io import read_split
     from asrprune.greedy import loop_constants
     from asrprune.masks import apply_masks
     from asrprune.methods import compute_masks

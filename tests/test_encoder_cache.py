@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 import torch
 
-from asrprune.decode import DecodeSettings, decode_frame
+from asrprune.decode import decode_frame
+from asrprune.settings import DecodeSettings
 from asrprune.decode_cache import CacheSpec, cache_fields
 from asrprune.encoder_cache import (
     EncoderCache,
@@ -94,7 +95,7 @@ def test_the_decode_stage_reads_the_masks_not_the_manifests_counts(tmp_path, mon
     monkeypatch.setattr("asrprune.decode.decode_frame", fake_decode)
     monkeypatch.setattr("asrprune.models.load_model", lambda d: (make_tiny_whisper(), None))
     monkeypatch.setattr("asrprune.models.generation_prompt_ids", lambda m: PROMPT)
-    monkeypatch.setattr("asrprune.batches.read_split", lambda p: synthetic_frame(1))
+    monkeypatch.setattr("asrprune.io.read_split", lambda p: synthetic_frame(1))
     (tmp_path / "d.parquet").write_bytes(b"x")
     with pytest.raises(RuntimeError, match="stop after"):
         decode_stage.decode_variant(str(model_dir), str(out), str(tmp_path / "d.parquet"), str(tmp_path / "o.parquet"),
@@ -114,9 +115,9 @@ class _Tokenizer:
 
 @pytest.fixture(scope="module")
 def processor():
-    from asrprune import ct2
+    from asrprune import ct2_convert
 
-    return SimpleNamespace(feature_extractor=ct2.build_feature_extractor(80), tokenizer=_Tokenizer())
+    return SimpleNamespace(feature_extractor=ct2_convert.build_feature_extractor(80), tokenizer=_Tokenizer())
 
 
 def synthetic_frame(n: int = 5, seed: int = 0) -> pd.DataFrame:
@@ -156,9 +157,9 @@ def test_keys(processor):
     blob = json.dumps({"format": FORMAT, **fields()}, sort_keys=True, default=str).encode()
     assert base == hashlib.sha256(blob).hexdigest()
     # ... and the same for an equal model and feature extractor built anew (no object identity in it)
-    from asrprune import ct2
+    from asrprune import ct2_convert
 
-    again = SimpleNamespace(feature_extractor=ct2.build_feature_extractor(80), tokenizer=_Tokenizer())
+    again = SimpleNamespace(feature_extractor=ct2_convert.build_feature_extractor(80), tokenizer=_Tokenizer())
     assert cache_key(cache_fields(random_model(0), again, SETTINGS, _spec(SimpleNamespace(), model))) == base
     # decoder-only variants share the entry; a late encoder layer needs another; early layers differ again
     assert cache_key(fields(changed=["model.decoder.layers.0.fc1.weight"])) == base
@@ -170,7 +171,7 @@ def test_keys(processor):
     assert cache_key(fields(weights="w1")) != base
     other = cache_fields(model, processor, DecodeSettings(batch_size=3), _spec(cache, model))
     assert cache_key(other) != base
-    fe = ct2.build_feature_extractor(80)
+    fe = ct2_convert.build_feature_extractor(80)
     fe.n_fft = 512
     moved = cache_fields(model, SimpleNamespace(feature_extractor=fe), SETTINGS, _spec(cache, model))
     assert cache_key(moved) != base
@@ -321,9 +322,9 @@ def test_eviction_respects_the_cap(tmp_path):
     # an entry bigger than the whole cap is never written by decode_frame
     small = EncoderCache(tmp_path / "small", cap_bytes=1000)
     model = random_model(0)
-    from asrprune import ct2
+    from asrprune import ct2_convert
 
-    proc = SimpleNamespace(feature_extractor=ct2.build_feature_extractor(80), tokenizer=_Tokenizer())
+    proc = SimpleNamespace(feature_extractor=ct2_convert.build_feature_extractor(80), tokenizer=_Tokenizer())
     out = decode_frame(model, proc, PROMPT, synthetic_frame(2), SETTINGS, cache=_spec(small, model))
     assert small.entries() == [] and not out.encoder_cached.any()
 
@@ -475,7 +476,7 @@ def test_real_variants_read_what_the_baseline_stored(tiny_en_dir, real_mask_sets
     import json
 
     from asrprune import plan
-    from asrprune.batches import read_split
+    from asrprune.io import read_split
     from asrprune.io import write_parquet
     from conftest import default_config
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from asrprune.decode import DecodeSettings
+from asrprune.settings import DecodeSettings
 from asrprune.encoder import encode
 from asrprune.generation import auto_prompts, detect_languages, generate_tokens, prompt_language
 from asrprune.greedy import greedy_decode

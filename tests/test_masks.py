@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from asrprune import masks as M
-from asrprune.methods import PruneContext, compute_masks, resolve_schedule
+from asrprune.methods import PruneContext, compute_masks
+from asrprune.schedules import resolve_schedule
 from conftest import make_tiny_whisper
 
 BASE = {"name": "tiny-random", "weights_sha256": "a" * 64}

@@ -4,9 +4,10 @@ import pytest
 import torch
 import torch.nn.utils.prune as tprune
 
-from asrprune import allocation, methods
+from asrprune import allocation, methods, schedules
 from asrprune.activations import input_activation_norms
 from asrprune.batches import IGNORE_INDEX, Batch
+from asrprune.components import target_tensors
 from asrprune.methods import PruneContext, compute_masks
 from asrprune.variants import Variant
 from conftest import make_tiny_whisper
@@ -25,7 +26,7 @@ def n_total(masks):
 @pytest.mark.parametrize("sparsity", [0.0, 0.13, 0.5, 0.97, 1.0])
 def test_pooled_methods_prune_exactly_round_s_n(tiny_whisper, method, target, sparsity):
     masks = compute_masks(tiny_whisper, method, target, sparsity, context=PruneContext(seed=3))
-    assert set(masks) == set(methods.target_tensors(tiny_whisper, target))
+    assert set(masks) == set(target_tensors(tiny_whisper, target))
     assert n_pruned(masks) == round(sparsity * n_total(masks))
     assert all(m.dtype == torch.bool for m in masks.values())
 
@@ -34,7 +35,7 @@ def without_ties(model, seed=0):
     """Give every prunable matrix entry a distinct magnitude (random float32 init has a few ties)."""
     g = torch.Generator().manual_seed(seed)
     params = dict(model.named_parameters())
-    names = methods.target_tensors(model, "all")
+    names = target_tensors(model, "all")
     n = sum(params[x].numel() for x in names)
     values = (torch.randperm(n, generator=g).float() + 1) / n
     start = 0
@@ -82,10 +83,10 @@ def test_uniform_prunes_each_tensor_at_the_sparsity(tiny_whisper):
 
 
 def test_schedule_prunes_every_target_at_its_sparsity(tiny_whisper):
-    ctx = PruneContext(schedule=methods.resolve_schedule("paper_text"))
+    ctx = PruneContext(schedule=schedules.resolve_schedule("paper_text"))
     masks = compute_masks(tiny_whisper, "schedule", "all", None, context=ctx)
     pools = ctx.notes["schedule_pools"]
-    for target, rate in methods.SCHEDULES["paper_text"].items():
+    for target, rate in schedules.SCHEDULES["paper_text"].items():
         assert pools[target]["tensors"] > 0, target
         assert pools[target]["pruned"] == round(rate.sparsity * pools[target]["numel"]), target
     # 2 encoder layers: last third is layer 1, whose FFN takes the larger 50 %; layer 0's FFN keeps 40 %.
@@ -99,13 +100,13 @@ def test_schedule_prunes_every_target_at_its_sparsity(tiny_whisper):
 
 def test_unknown_schedule_is_named_with_the_choices():
     with pytest.raises(ValueError, match=r"'nope'.*authors40, paper_text"):
-        methods.resolve_schedule("nope")
-    assert methods.resolve_schedule("mine", {"mine": {"dec_ffn": 30}}) == {"dec_ffn": methods.Rate(0.3)}
-    assert methods.resolve_schedule("mine", {"mine": {"dec_ffn": {"sparsity": 30, "per_tensor": True}}}) == {
-        "dec_ffn": methods.Rate(0.3, per_tensor=True)
+        schedules.resolve_schedule("nope")
+    assert schedules.resolve_schedule("mine", {"mine": {"dec_ffn": 30}}) == {"dec_ffn": schedules.Rate(0.3)}
+    assert schedules.resolve_schedule("mine", {"mine": {"dec_ffn": {"sparsity": 30, "per_tensor": True}}}) == {
+        "dec_ffn": schedules.Rate(0.3, per_tensor=True)
     }
     with pytest.raises(ValueError, match=r"'mine', target 'dec_ffn'.*per_tensor"):
-        methods.resolve_schedule("mine", {"mine": {"dec_ffn": {"sparsty": 30}}})
+        schedules.resolve_schedule("mine", {"mine": {"dec_ffn": {"sparsty": 30}}})
 
 
 def whisper_small_on_meta():
@@ -125,13 +126,13 @@ def test_authors40_prunes_39_7_percent_of_whisper_small_and_paper_text_18_1():
     model = whisper_small_on_meta()
     total = sum(p.numel() for p in model.parameters())
     assert total == 241_734_912  # the paper's 241.73 M
-    _, authors = methods.schedule_pruned_count(model, methods.resolve_schedule("authors40"))
-    _, text = methods.schedule_pruned_count(model, methods.resolve_schedule("paper_text"))
+    _, authors = methods.schedule_pruned_count(model, schedules.resolve_schedule("authors40"))
+    _, text = methods.schedule_pruned_count(model, schedules.resolve_schedule("paper_text"))
     assert authors / total == pytest.approx(0.397, abs=0.001)
     assert authors == 95_950_762
     assert text / total == pytest.approx(0.181, abs=0.001)
     # The decoder FFN thirds are the authors' layers 0-3, 4-7 and 8-11 (by relative depth).
-    winner = methods.schedule_assignment(model, methods.resolve_schedule("authors40"))
+    winner = methods.schedule_assignment(model, schedules.resolve_schedule("authors40"))
     assert [winner[f"model.decoder.layers.{i}.fc1.weight"] for i in (3, 4, 7, 8)] == [
         "dec_ffn.first_third", "dec_ffn.middle_third", "dec_ffn.middle_third", "dec_ffn.last_third"]
     assert "model.decoder.embed_positions.weight" not in winner and "model.encoder.conv1.bias" not in winner
@@ -177,7 +178,7 @@ def test_authors40_equals_the_authors_per_module_l1_unstructured():
     with torch.no_grad():  # the token embedding too: distinct magnitudes, so torch's topk has no ties to break
         w = model.model.decoder.embed_tokens.weight
         w.copy_(torch.sign(w) * (torch.randperm(w.numel()).float().reshape(w.shape) + 1) / w.numel())
-    ctx = PruneContext(schedule=methods.resolve_schedule("authors40"))
+    ctx = PruneContext(schedule=schedules.resolve_schedule("authors40"))
     ours = compute_masks(model, "schedule", "all", None, context=ctx)
     twin = make_tiny_whisper(seed=2)
     twin.load_state_dict(model.state_dict())
@@ -185,7 +186,7 @@ def test_authors40_equals_the_authors_per_module_l1_unstructured():
     assert set(ours) == set(theirs)
     for name in ours:
         assert torch.equal(ours[name], theirs[name]), name
-    assert ctx.notes["schedule_per_tensor"] == sorted(methods.SCHEDULES["authors40"])
+    assert ctx.notes["schedule_per_tensor"] == sorted(schedules.SCHEDULES["authors40"])
     _, count = methods.schedule_pruned_count(model, ctx.schedule)
     assert n_pruned(ours) == count
 
@@ -193,8 +194,8 @@ def test_authors40_equals_the_authors_per_module_l1_unstructured():
 def test_per_tensor_and_pooled_rates_differ_where_magnitudes_differ(tiny_whisper):
     with torch.no_grad():
         tiny_whisper.model.decoder.layers[0].fc1.weight.mul_(100.0)  # one tensor of much larger weights
-    pooled = compute_masks(tiny_whisper, "schedule", "all", None, context=PruneContext(schedule={"dec_ffn": methods.Rate(0.5)}))
-    per = compute_masks(tiny_whisper, "schedule", "all", None, context=PruneContext(schedule={"dec_ffn": methods.Rate(0.5, True)}))
+    pooled = compute_masks(tiny_whisper, "schedule", "all", None, context=PruneContext(schedule={"dec_ffn": schedules.Rate(0.5)}))
+    per = compute_masks(tiny_whisper, "schedule", "all", None, context=PruneContext(schedule={"dec_ffn": schedules.Rate(0.5, True)}))
     big = "model.decoder.layers.0.fc1.weight"
     assert int((~per[big]).sum()) == round(0.5 * per[big].numel())
     assert int((~pooled[big]).sum()) < round(0.1 * pooled[big].numel())  # pooled: the large tensor is spared
@@ -217,7 +218,7 @@ def random_fisher(model, seed=0):
 def test_allocate_meets_the_budget_and_beats_uniform(tiny_whisper, method, sparsity):
     ctx = PruneContext(fisher=random_fisher(tiny_whisper))
     masks = compute_masks(tiny_whisper, method, "all", sparsity, context=ctx)
-    all_matrices = methods.target_tensors(tiny_whisper, "all")
+    all_matrices = target_tensors(tiny_whisper, "all")
     assert set(masks) == set(all_matrices)
     assert n_pruned(masks) == round(sparsity * n_total(masks))
     alloc = ctx.notes["allocation"]
@@ -236,7 +237,7 @@ def test_allocate_damage_curve_is_the_damage_of_the_magnitude_masks(tiny_whisper
 
     fisher = random_fisher(tiny_whisper)
     params = {n: p.detach() for n, p in tiny_whisper.named_parameters()}
-    names = methods.target_tensors(tiny_whisper, "dec_ffn")
+    names = target_tensors(tiny_whisper, "dec_ffn")
     unit = allocation.damage_unit("dec_ffn", names, methods.parameters(tiny_whisper), fisher)
     assert unit.numel == sum(params[n].numel() for n in names)
     for s in (0.25, 0.5):
@@ -281,7 +282,7 @@ def test_activation_norms_count_real_positions_only(tiny_whisper):
 
 
 def test_wanda_prunes_each_row_exactly_and_uses_the_activations(tiny_whisper):
-    names = methods.target_tensors(tiny_whisper, "enc")
+    names = target_tensors(tiny_whisper, "enc")
     flat = {n: torch.ones(dict(tiny_whisper.named_parameters())[n].shape[1]) for n in names}
     g = torch.Generator().manual_seed(0)
     skewed = {n: torch.rand(v.shape, generator=g) ** 4 for n, v in flat.items()}
@@ -404,7 +405,7 @@ def test_allocate_counts_is_optimal_against_brute_force(seed):
 
 @pytest.mark.parametrize("method", ["global", "allocate"])
 def test_matched_variants_prune_the_schedules_pool_and_count(tiny_whisper, method):
-    schedule = methods.resolve_schedule("authors40")
+    schedule = schedules.resolve_schedule("authors40")
     sched_ctx = PruneContext(schedule=schedule)
     sched_masks = compute_masks(tiny_whisper, "schedule", "all", None, context=sched_ctx)
     ctx = PruneContext(schedule=schedule, fisher=random_fisher(tiny_whisper))
@@ -431,7 +432,7 @@ def test_authors40_on_real_tiny_en_prunes_the_count_its_shapes_give(tiny_en_dir)
     from asrprune.models import load_model
 
     model, _ = load_model(tiny_en_dir)
-    ctx = PruneContext(schedule=methods.resolve_schedule("authors40"))
+    ctx = PruneContext(schedule=schedules.resolve_schedule("authors40"))
     masks = compute_masks(model, "schedule", "all", None, context=ctx)
     ffn, attn, emb = 384 * 1536, 384 * 384, 51864 * 384
     expected = (
@@ -446,5 +447,5 @@ def test_authors40_on_real_tiny_en_prunes_the_count_its_shapes_give(tiny_en_dir)
     assert expected == 12_394_128
     assert n_pruned(masks) == expected
     for name, mask in masks.items():  # and each tensor at its own rate
-        pool = next(t for t, p in ctx.notes["schedule_pools"].items() if p["tensors"] and name in methods.target_tensors(model, t, allow_empty=True))
-        assert int((~mask).sum()) == round(methods.SCHEDULES["authors40"][pool].sparsity * mask.numel()), name
+        pool = next(t for t, p in ctx.notes["schedule_pools"].items() if p["tensors"] and name in target_tensors(model, t, allow_empty=True))
+        assert int((~mask).sum()) == round(schedules.SCHEDULES["authors40"][pool].sparsity * mask.numel()), name

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from asrprune import ct2
+from asrprune import ct2_convert
 from asrprune.models import (
     configure_generation,
     find_ct2_files,
@@ -51,8 +51,8 @@ def _save_random_whisper(out: Path, vocab_size: int) -> torch.nn.Module:
         forced_decoder_ids=[[1, no_ts]],
     )
     model.save_pretrained(out)
-    ct2.build_tokenizer(_tiny_en_tokenizer_json()).save_pretrained(out)
-    ct2.build_feature_extractor(80).save_pretrained(out)
+    ct2_convert.build_tokenizer(_tiny_en_tokenizer_json()).save_pretrained(out)
+    ct2_convert.build_feature_extractor(80).save_pretrained(out)
     return model
 
 

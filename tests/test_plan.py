@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from asrprune import methods, plan
+from asrprune import plan, schedules
 from asrprune.variants import Variant
 from asrprune.config import load_yaml, validate_config
 
@@ -158,7 +158,7 @@ def test_a_grid_entry_decodes_only_its_sets_and_a_claim_adds_what_it_reads():
     config = validate_config(config)
     no_claims = ([], {})
     pairs = plan.decode_pairs(config, no_claims)
-    n_ablations = 1 + len(methods.resolve_schedule("authors40"))  # the schedule and 9 without-X
+    n_ablations = 1 + len(schedules.resolve_schedule("authors40"))  # the schedule and 9 without-X
     # 2 magnitude variants on ivr, 10 schedule variants on tts_clean, the baseline on both
     assert len(pairs) == 2 + n_ablations + 2
     assert ("tiny.en", "baseline", "tts_noisy") not in pairs  # no variant is decoded there

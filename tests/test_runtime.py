@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from asrprune import stages
-from asrprune.runtime import Files, Job
+from asrprune.job import Files, Job
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,11 +12,12 @@ import torch
 from asrprune.batches import IGNORE_INDEX, Batch, encode_targets
 from asrprune.labels import check_labels, utterance_targets
 from asrprune.plots import plot_sensitivity_heatmap
+from asrprune.batches import select_utterances
 from asrprune.sensitivity import (
+    SCORES,
     TENSOR_COLUMNS,
     component_rollup,
     per_utterance_fisher_and_taylor,
-    select_utterances,
     sensitivity_tables,
     sequence_nll,
 )
@@ -210,7 +211,7 @@ def test_tables_are_bit_identical_for_the_same_seed(tmp_path):
     sel = t1[(t1["component"] == "dec_ffn") & (t1["layer"] == 1)]
     assert np.isclose(one["grad_score"], (sel["grad_score"] * sel["numel"]).sum() / sel["numel"].sum())
     assert roll["rank_fisher_per_weight"].min() == 1 and roll["rank_grad_score"].min() == 1
-    plot_sensitivity_heatmap(roll, tmp_path / "heatmap.png")
+    plot_sensitivity_heatmap(roll, tmp_path / "heatmap.png", SCORES)
     assert (tmp_path / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -276,11 +276,16 @@ def test_the_wer_table_says_which_unit_it_resampled(tmp_path):
         path.parent.mkdir(parents=True)
         (frame if prompts else frame.drop(columns="prompt_id")).to_parquet(path)
         paths.append(str(path))
-    table = build_table(paths, {}, samples=200, seed=0, decoding={}, config_hash="x").set_index("variant")
+    from asrprune.io import parse_result_path
+
+    def frames():
+        return {parse_result_path(p): pd.read_parquet(p) for p in paths}
+
+    table = build_table(frames(), {}, samples=200, seed=0, decoding={}, config_hash="x").set_index("variant")
     assert list(table["resampling_unit"]) == ["prompt", "prompt"] and list(table["n_units"]) == [20, 20]
     assert table.loc["v", "wer"] > 1 and table.loc["v", "wer_bounded"] <= 1  # raw kept, bounded beside it
     assert table.loc["v", "n_runaway"] == 10 and not table.loc["v", "delta_ci_bound"]
     pd.read_parquet(paths[1]).drop(columns="prompt_id").to_parquet(paths[1])
     pd.read_parquet(paths[0]).drop(columns="prompt_id").to_parquet(paths[0])
-    old = build_table(paths, {}, samples=200, seed=0, decoding={}, config_hash="x").set_index("variant")
+    old = build_table(frames(), {}, samples=200, seed=0, decoding={}, config_hash="x").set_index("variant")
     assert list(old["resampling_unit"]) == ["utterance", "utterance"] and list(old["n_units"]) == [60, 60]

@@ -73,7 +73,7 @@ def build_dataset(name: str, spec: Mapping[str, Any], out_path: Path,
     elif source == "hf-parquet":
         rows, extra = external.build_hf_parquet(spec, threads)
     elif source == "manifest":
-        rows, extra = external.build_manifest(spec, inputs, threads)
+        rows, extra = external.build_from_manifest(spec, inputs, threads)
     else:
         raise ValueError(f"dataset {name}: source {source!r}; expected offline, hf-parquet or manifest")
     table = make_table(rows)

@@ -6,7 +6,6 @@ with `Audio(decode=False)`), resample exactly to 16 kHz, downmix to mono and re-
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import logging
 from collections import Counter
@@ -16,9 +15,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from asrprune.audio import MAX_SECONDS, SAMPLE_RATE, decode_audio, encode_flac, peak_normalize
-from asrprune.datasets.manifest import audio_path, read_manifest_rows
-from asrprune.datasets.offline import PCM_PEAK, max_utts_of, normalize_text, ranked
+from asrprune.audio import MAX_SECONDS, PCM_PEAK, SAMPLE_RATE, decode_audio, encode_flac, peak_normalize
+from asrprune.datasets.manifest import audio_path, local_parquet_files, read_manifest_rows
+from asrprune.datasets.offline import max_utts_of
+from asrprune.datasets.sentences import normalize_text, ranked
 
 log = logging.getLogger(__name__)
 
@@ -104,30 +104,6 @@ def _pick_rows(ids: list[str], spec: dict, load: Any, where: str,
 # HF audio Parquet (ESB test sets, Common Voice mirrors, ...)
 
 
-def _local_parquet_files(path_or_repo: str, split: str | None) -> list[Path] | None:
-    """Parquet files for a local file, directory or glob; None when it names no local path (a hub repo)."""
-    p = Path(path_or_repo)
-    if p.is_file():
-        return [p]
-    if p.is_dir():
-        files = sorted(p.rglob("*.parquet"))
-        if split:  # the hub layout: data/{split}-00000-of-00001.parquet
-            files = [f for f in files if f.name.startswith(f"{split}-") or f.stem == split
-                     or f.parent.name == split]
-        if not files:
-            raise ValueError(f"{p}: no Parquet files for split {split!r}; expected files named "
-                             f"{split}-*.parquet (or {split}.parquet, or under {split}/)")
-        return files
-    if any(c in path_or_repo for c in "*?["):
-        files = sorted(Path(f) for f in glob.glob(path_or_repo, recursive=True))
-        if not files:
-            raise ValueError(f"{path_or_repo}: the glob matches no files; expected Parquet files")
-        return files
-    if path_or_repo.endswith(".parquet") or path_or_repo.startswith((".", "/")):
-        raise ValueError(f"{path_or_repo}: no such file; expected a Parquet file, directory or hub repo id")
-    return None
-
-
 def _audio_bytes(cell: Any, utt: str, base: Path | None) -> bytes:
     """Bytes of one HF audio cell ({bytes, path} struct, or plain binary)."""
     if isinstance(cell, (bytes, bytearray)):
@@ -199,7 +175,7 @@ def build_hf_parquet(spec: dict, threads: int = 1) -> tuple[list[dict], dict]:
     cols = [c for c in (id_col, audio_col, text_col) if c is not None]
     # `via: datasets` (or `data_files`) sends local files through datasets.load_dataset too
     via_datasets = spec.get("via") == "datasets" or bool(spec.get("data_files"))
-    files = None if via_datasets else _local_parquet_files(target, split)
+    files = None if via_datasets else local_parquet_files(target, split)
     where = target if files is None else Path(target).name
     prov: dict[str, Any] = {}
     if files is None:
@@ -246,12 +222,7 @@ def build_hf_parquet(spec: dict, threads: int = 1) -> tuple[list[dict], dict]:
 # Local manifest (CSV/TSV of path, text[, id]; paths relative to the manifest)
 
 
-def read_manifest(path: Path) -> list[dict[str, str]]:
-    """Rows (`line`, `id`, `path`, `text`) of a UTF-8 CSV/TSV manifest, strictly parsed (`manifest`)."""
-    return [dict(line=str(r.line), id=r.id, path=r.path, text=r.text) for r in read_manifest_rows(path)]
-
-
-def build_manifest(spec: dict, inputs: dict[str, Path], threads: int = 1) -> tuple[list[dict], dict]:
+def build_from_manifest(spec: dict, inputs: dict[str, Path], threads: int = 1) -> tuple[list[dict], dict]:
     """Utterances listed in a local manifest."""
     mpath = Path(inputs.get("manifest") or spec.get("path") or "")
     if not str(mpath) or str(mpath) == ".":

@@ -1,4 +1,5 @@
-"""Local manifests: a UTF-8 CSV/TSV of `path, text[, id]`, one utterance per line, read strictly.
+"""The files a dataset spec reads (for Snakemake to track), and local manifests: a UTF-8 CSV/TSV of
+`path, text[, id]`, one utterance per line, read strictly.
 
 A manifest is a user's own file, so it is never read leniently: a row with more or fewer fields
 than the header (an unquoted comma in a CSV transcript), a quote that is not closed on its own
@@ -12,6 +13,7 @@ that the manifest and the clips it lists are inputs of `prepare_dataset` (`input
 from __future__ import annotations
 
 import csv
+import glob
 import io
 from collections import defaultdict
 from collections.abc import Mapping
@@ -119,6 +121,30 @@ def audio_path(manifest: str | Path, row: ManifestRow) -> Path:
     return Path(manifest).parent / row.path
 
 
+def local_parquet_files(path_or_repo: str, split: str | None) -> list[Path] | None:
+    """Parquet files for a local file, directory or glob; None when it names no local path (a hub repo)."""
+    p = Path(path_or_repo)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        files = sorted(p.rglob("*.parquet"))
+        if split:  # the hub layout: data/{split}-00000-of-00001.parquet
+            files = [f for f in files if f.name.startswith(f"{split}-") or f.stem == split
+                     or f.parent.name == split]
+        if not files:
+            raise ValueError(f"{p}: no Parquet files for split {split!r}; expected files named "
+                             f"{split}-*.parquet (or {split}.parquet, or under {split}/)")
+        return files
+    if any(c in path_or_repo for c in "*?["):
+        files = sorted(Path(f) for f in glob.glob(path_or_repo, recursive=True))
+        if not files:
+            raise ValueError(f"{path_or_repo}: the glob matches no files; expected Parquet files")
+        return files
+    if path_or_repo.endswith(".parquet") or path_or_repo.startswith((".", "/")):
+        raise ValueError(f"{path_or_repo}: no such file; expected a Parquet file, directory or hub repo id")
+    return None
+
+
 def input_files(spec: Mapping[str, Any]) -> dict[str, str | list[str]]:
     """The files a dataset spec reads, for Snakemake to track: a manifest and every clip it lists,
     or the local Parquet files of an `hf-parquet` set. Nothing for the other sources."""
@@ -127,9 +153,7 @@ def input_files(spec: Mapping[str, Any]) -> dict[str, str | list[str]]:
         manifest = str(spec["path"])
         return {"manifest": manifest, "audio": sorted({str(audio_path(manifest, r)) for r in read_manifest_rows(manifest)})}
     if source == "hf-parquet" and spec.get("path_or_repo") and spec.get("via") != "datasets" and not spec.get("data_files"):
-        from asrprune.datasets.external import _local_parquet_files
-
-        files = _local_parquet_files(str(spec["path_or_repo"]), spec.get("split"))
+        files = local_parquet_files(str(spec["path_or_repo"]), spec.get("split"))
         return {"parquet": [str(f) for f in files]} if files else {}
     return {}
 

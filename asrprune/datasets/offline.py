@@ -1,4 +1,6 @@
-"""Offline datasets built from Debian packages: real IVR prompts, TTS readings, degradations, calibration.
+"""Offline datasets built from Debian packages: real IVR prompts, TTS readings, degradations, calibration
+(the catalog of prompts and the builders; sentence keys and the split: asrprune.datasets.sentences;
+the voices: asrprune.datasets.tts).
 
 The sentence pool is the Asterisk English prompt set (one real speaker, "Allison"). Every sentence is
 keyed by its normalized text and assigned once and for all to the test pool or the calibration pool by
@@ -9,25 +11,29 @@ and identical sentences recorded under several file names always land in the sam
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
-import re
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pyarrow.parquet as pq
 
-from asrprune.audio import SAMPLE_RATE, check_duration, decode_audio, encode_flac, peak_normalize
+from asrprune.audio import PCM_PEAK, SAMPLE_RATE, check_duration, decode_audio, encode_flac, peak_normalize
 from asrprune.datasets.degradations import degradation_tag, degrade
 from asrprune.datasets.schema import AUDIO_SCHEMA
+from asrprune.datasets.sentences import (
+    CALIB_ONE_IN,
+    SPLIT_SALT,
+    SYMBOL_WORDS,
+    TRANSCRIPT_FIXES,
+    clean_transcript,
+    normalize_text,
+    pool_of,
+    select,
+    utterance_rng,
+)
+from asrprune.datasets.tts import check_voice, map_threads, synthesize, voice_packages, voice_slug
 
 log = logging.getLogger(__name__)
 
@@ -39,62 +45,13 @@ ASTERISK_PACKAGES = ("asterisk-core-sounds-en-wav", "asterisk-core-sounds-en")
 # Sentences whose recording is longer than this are left out of both pools: a TTS voice reads more
 # slowly than Allison on some prompts, and anything over 30 s would be rejected (audio.MAX_SECONDS).
 POOL_MAX_SECONDS = 20.0
-CALIB_ONE_IN = 4  # ~25 % of sentences go to the calibration pool
-SPLIT_SALT = "asrprune-split:"
-PCM_PEAK = 32767 / 32768  # the largest value PCM_16 holds; louder audio is scaled down, never clipped
 DEFAULT_VOICES = ("festival:cmu_us_slt_arctic_hts", "flite:rms", "flite:awb")
 
-# Typos in the upstream transcripts (the speaker says the corrected word).
-TRANSCRIPT_FIXES = {
-    "umute": "unmute",
-    "exclaimation": "exclamation",
-    "fourtieth": "fortieth",
-    "thru": "through",
-}
-# Keypad symbols are spoken as words in these prompts ("press * to ..." is read "press star to ...").
-SYMBOL_WORDS = {"*": "star", "#": "pound"}
 
-FESTIVAL_VOICE_PACKAGES = {"cmu_us_slt_arctic_hts": "festvox-us-slt-hts", "kal_diphone": "festvox-kallpc16k"}
 
 
 # --------------------------------------------------------------------------------------------------
-# Transcripts and the sentence pool
-
-
-def clean_transcript(raw: str) -> str:
-    """Reference text of one prompt: non-speech notes removed, symbols spoken, known typos fixed.
-
-    `[...]`, `<...>` and `(...)` are annotations (`[beep tone]`, `<beep ascending>`, `(simple tone
-    sound plays)`); `...` marks a pause and would become a stray token under the Whisper normalizer.
-    Returns "" when nothing speakable is left.
-    """
-    text = re.sub(r"\[[^\]]*\]|<[^>]*>|\([^)]*\)", " ", raw)
-    text = re.sub(r"\.{2,}|…", " ", text)
-    for sym, word in SYMBOL_WORDS.items():
-        text = text.replace(sym, f" {word} ")
-    for typo, fix in TRANSCRIPT_FIXES.items():
-        text = re.sub(rf"\b{typo}\b", fix, text, flags=re.IGNORECASE)
-    text = re.sub(r"\s+", " ", text).strip()
-    text = re.sub(r"\s+([,.;:?!])", r"\1", text)
-    return text if re.search(r"[A-Za-z0-9]", text) else ""
-
-
-@lru_cache(maxsize=1)
-def _normalizer() -> Callable[[str], str]:
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    return EnglishTextNormalizer()
-
-
-def normalize_text(text: str) -> str:
-    """The sentence key: the Whisper English normalizer (as in scoring), whitespace collapsed."""
-    return " ".join(_normalizer()(text).split())
-
-
-def pool_of(norm_text: str) -> str:
-    """'calib' or 'test', from a sha256 of the normalized sentence (stable across runs and machines)."""
-    h = int.from_bytes(hashlib.sha256((SPLIT_SALT + norm_text).encode()).digest()[:8], "big")
-    return "calib" if h % CALIB_ONE_IN == 0 else "test"
+# The catalog: the Asterisk prompts and the sentence pool
 
 
 def slug(name: str) -> str:
@@ -196,105 +153,6 @@ def load_catalog(prefix: str = "/") -> Catalog:
 
 
 # --------------------------------------------------------------------------------------------------
-# Deterministic selection and seeding
-
-
-def stable_hash(key: str) -> int:
-    """A 64-bit integer from sha256(key) (Python's hash() is salted per process)."""
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
-
-
-def ranked(keys: Iterable[str], seed: int) -> list[str]:
-    """Distinct keys in a seeded pseudo-random order: by sha256(seed, key), independent of numpy."""
-    return sorted(set(keys), key=lambda k: (stable_hash(f"{seed}:{k}"), k))
-
-
-def select(keys: Iterable[str], n: int | None, seed: int) -> list[str]:
-    """A seeded sample of `n` keys (all if None), returned sorted; a larger n contains a smaller one."""
-    order = ranked(keys, seed)
-    if n is not None and n < 0:
-        raise ValueError(f"max_utts is {n}; expected a non-negative integer or null")
-    return sorted(order if n is None else order[:n])
-
-
-def utterance_rng(seed: int, utt_id: str) -> np.random.Generator:
-    """A numpy Generator seeded from the dataset seed and a stable hash of the utterance id."""
-    return np.random.default_rng([int(seed), stable_hash(utt_id)])
-
-
-# --------------------------------------------------------------------------------------------------
-# TTS
-
-
-def parse_voice(voice: str) -> tuple[str, str]:
-    """`engine:voice` -> (engine, voice); engine is festival or flite."""
-    engine, sep, name = voice.partition(":")
-    if not sep or engine not in ("festival", "flite") or not re.fullmatch(r"[A-Za-z0-9_]+", name):
-        raise ValueError(f"voice {voice!r}: expected 'festival:NAME' or 'flite:NAME' "
-                         "(e.g. festival:cmu_us_slt_arctic_hts, flite:rms)")
-    return engine, name
-
-
-def voice_slug(voice: str) -> str:
-    """`flite:rms` -> `flite-rms` (used in utterance ids)."""
-    engine, name = parse_voice(voice)
-    return f"{engine}-{name}"
-
-
-def _require(binary: str, package: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        raise RuntimeError(f"`{binary}` not found on PATH; install the Debian package {package}")
-    return path
-
-
-@lru_cache(maxsize=1)
-def flite_voices() -> tuple[str, ...]:
-    """Voices compiled into flite (`flite -lv`)."""
-    out = subprocess.run([_require("flite", "flite"), "-lv"], check=True, capture_output=True, text=True)
-    return tuple(out.stdout.split(":", 1)[-1].split())
-
-
-def check_voice(voice: str) -> None:
-    """Fail early on an unknown voice: flite silently falls back to its default voice otherwise."""
-    engine, name = parse_voice(voice)
-    if engine == "flite":
-        if name not in flite_voices():
-            raise ValueError(f"voice {voice!r}: flite has voices {list(flite_voices())}")
-    else:
-        _require("text2wave", "festival")
-
-
-def synthesize(voice: str, text: str, *, name: str) -> np.ndarray:
-    """Speak `text` with `voice`; float32 mono 16 kHz (festival HTS writes 32 kHz, flite 16 kHz)."""
-    engine, vname = parse_voice(voice)
-    with tempfile.TemporaryDirectory(prefix="asrprune-tts-") as tmp:
-        out = Path(tmp) / "out.wav"
-        txt = Path(tmp) / "text.txt"
-        txt.write_text(text + "\n", encoding="utf-8")
-        if engine == "festival":
-            pkg = FESTIVAL_VOICE_PACKAGES.get(vname, f"providing the festival voice {vname}")
-            cmd = [_require("text2wave", "festival"), "-eval", f"(voice_{vname})", "-o", str(out), str(txt)]
-        else:
-            pkg = "flite"
-            cmd = [_require("flite", "flite"), "-voice", vname, "-f", str(txt), "-o", str(out)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        # festival exits 0 on an unknown voice (SIOD ERROR on stderr, no file), so check both
-        if proc.returncode != 0 or "SIOD ERROR" in proc.stderr or not out.exists():
-            raise RuntimeError(f"{name}: {engine} voice {vname} failed (exit {proc.returncode}): "
-                               f"{proc.stderr.strip()[-500:]}; is the Debian package {pkg} installed?")
-        return peak_normalize(decode_audio(out.read_bytes(), name=name), PCM_PEAK)
-
-
-def _map(fn: Callable[[Any], Any], items: Sequence[Any], threads: int) -> list[Any]:
-    """Ordered map, run in `threads` threads (each TTS call is its own subprocess)."""
-    if threads <= 1 or len(items) <= 1:
-        return [fn(x) for x in items]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(fn, items))
-
-
-# --------------------------------------------------------------------------------------------------
 # Builders: each returns (rows, provenance extras)
 
 
@@ -324,7 +182,7 @@ def _tts_rows(sentences: Sequence[Sentence], voices: Sequence[str], threads: int
         return dict(id=utt, audio=encode_flac(x), duration_s=len(x) / SAMPLE_RATE, text=s.text,
                      source=f"tts:{voice}", sentence_id=s.sentence_id)
 
-    return _map(run, jobs, threads)
+    return map_threads(run, jobs, threads)
 
 
 def max_utts_of(spec: dict) -> int | None:
@@ -431,16 +289,6 @@ def build_degraded(spec: dict, inputs: dict[str, Path], threads: int = 1) -> tup
                          source=f"{r['source']}+{tag}", sentence_id=r["sentence_id"]))
     return rows, {"input": {"name": src.name, "sha256": sha256_file(src)},
                   "input_packages": (prov.get("packages") if isinstance(prov, dict) else None)}
-
-
-def voice_packages(voices: Iterable[str]) -> tuple[str, ...]:
-    """Debian packages that provide `voices` (recorded in the provenance)."""
-    pkgs: list[str] = []
-    for v in voices:
-        engine, name = parse_voice(v)
-        new = ["festival", FESTIVAL_VOICE_PACKAGES.get(name, "")] if engine == "festival" else ["flite", "libflite1"]
-        pkgs += [p for p in new if p and p not in pkgs]
-    return tuple(pkgs)
 
 
 def build_offline(spec: dict, inputs: dict[str, Path], threads: int = 1) -> tuple[list[dict], dict]:

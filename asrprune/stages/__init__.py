@@ -5,7 +5,7 @@ not paths.
 Each `scripts/NAME.py` is the same adapter, `run_stage(snakemake, "NAME")` (asrprune.runtime); a
 notebook runs a stage the same way with a `Job` built by hand:
 
-    from asrprune.runtime import Files, Job
+    from asrprune.job import Files, Job
     from asrprune.stages import score
     score.run(Job(input=Files("results/default/decode/tiny.en/baseline/ivr.parquet"),
                   output=Files("/tmp/ivr.scores.parquet"), params={"loop_min_repeats": 4}))
@@ -17,7 +17,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from asrprune.runtime import Job
+    from asrprune.job import Job
 
 # In the workflow's order (the rule of the same name runs each one).
 STAGES = (

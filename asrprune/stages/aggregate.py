@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from asrprune.io import atomic_path, write_parquet
-from asrprune.runtime import Job
+from asrprune.io import atomic_path, parse_result_path, write_parquet
+from asrprune.job import Job
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,9 @@ def aggregate(
         # the table reports the manifest's sparsity: the masks must be the ones it describes
         manifests[(p.parent.name, p.name)] = read_mask_manifest(p)
     predicted = pd.concat([pd.read_parquet(p) for p in predicted_paths]) if predicted_paths else None
+    frames = {parse_result_path(p): pd.read_parquet(p).sort_values("id").reset_index(drop=True) for p in score_paths}
     table = build_table(
-        score_paths,
+        frames,
         manifests,
         samples=scoring["bootstrap_samples"],
         seed=scoring["seed"],

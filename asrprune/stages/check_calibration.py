@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from asrprune.datasets.overlap import check_calibration_overlap
-from asrprune.runtime import Job
+from asrprune.job import Job
 
 
 def run(job: Job) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from asrprune.claims import Claim, Policy, evaluate_claims, parse_claims, parse_policy
-from asrprune.runtime import Job
+from asrprune.job import Job
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def run_claims(
     """The claims stage: score files (+ predicted damage) -> claims.parquet, its CSV twin and the forest plot."""
     from asrprune.io import atomic_path, write_parquet
     from asrprune.plots import plot_claims_forest
-    from asrprune.tables import parse_result_path
+    from asrprune.io import parse_result_path
 
     claims, pools = load_claims_file(claims_path)
     policy = load_policy(claims_path)

@@ -7,7 +7,7 @@ from typing import Any
 
 from asrprune.io import write_parquet
 from asrprune.plan import execution_settings, grid_targets
-from asrprune.runtime import Job
+from asrprune.job import Job
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +18,9 @@ def run(job: Job) -> None:
         mask_dir=job.input.masks,
         data_path=job.input.data,
         out_path=job.output[0],
+        decoding=job.params["decoding"],
         # execution settings (the encoder cache) are read from the config, not params: they rerun nothing
-        decoding={**job.params["decoding"], **execution_settings(job.config)},
+        execution=execution_settings(job.config),
         cache_dir=job.params.get("cache_dir"),
         # outside the job's params on purpose: which states it also caches never changes its output
         grid_targets=grid_targets(job.config),
@@ -32,12 +33,13 @@ def decode_variant(
     data_path: str,
     out_path: str,
     decoding: dict[str, Any],
+    execution: dict[str, Any] | None = None,
     cache_dir: str | None = None,
     grid_targets: list[str] | tuple[str, ...] = (),
 ) -> None:
     """Load the base model, apply the variant's mask set, decode a test set, write per-utterance rows.
 
-    With `cache_dir` (the rule passes results/store/cache/encoder) and `decoding.encoder_cache` on, a
+    With `cache_dir` (the rule passes results/store/cache/encoder) and `execution.encoder_cache` on, a
     variant that leaves a prefix of the encoder untouched reads the base model's encoder states
     from the cache (asrprune.encoder_cache), or computes and stores them for the next variant;
     while it computes, it also stores the states at the boundaries `grid_targets` resume from
@@ -45,15 +47,16 @@ def decode_variant(
     """
     import torch
 
-    from asrprune.batches import read_split
-    from asrprune.decode import DecodeSettings, decode_frame, resolve_device
+    from asrprune.decode import decode_frame, resolve_device
     from asrprune.decode_cache import CacheSpec
     from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary, target_boundaries
-    from asrprune.io import sha256_file
+    from asrprune.io import read_split, sha256_file
     from asrprune.masks import apply_masks, check_base, load_mask_set
     from asrprune.models import generation_prompt_ids, load_model, read_model_manifest
+    from asrprune.settings import DecodeSettings, ExecutionSettings
 
     settings = DecodeSettings.from_config(decoding)
+    run_as = ExecutionSettings.from_config(execution)
     device = resolve_device(settings.device)
     model, processor = load_model(model_dir)
     base_manifest = read_model_manifest(model_dir)
@@ -64,9 +67,9 @@ def decode_variant(
         model = model.to(device=device, dtype=getattr(torch, settings.gpu_dtype))
     df = read_split(data_path)
     cache = None
-    if cache_dir and settings.encoder_cache and settings.encoder_cache_mb > 0:
+    if cache_dir and run_as.encoder_cache and run_as.encoder_cache_mb > 0:
         cache = CacheSpec(
-            cache=EncoderCache.from_mb(cache_dir, settings.encoder_cache_mb),
+            cache=EncoderCache.from_mb(cache_dir, run_as.encoder_cache_mb),
             weights_sha256=base_manifest["weights_sha256"],
             dataset_sha256=sha256_file(data_path),
             resume_layer=resume_boundary(changed_tensors(masks), model.config.encoder_layers),

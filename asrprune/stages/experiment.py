@@ -7,7 +7,7 @@ claims the same name with another definition is refused instead of overwriting t
 from __future__ import annotations
 
 from asrprune.io import write_json
-from asrprune.runtime import Job
+from asrprune.job import Job
 
 
 def run(job: Job) -> None:

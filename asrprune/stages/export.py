@@ -6,7 +6,7 @@ import logging
 
 from asrprune.masks import export_variant
 from asrprune.models import load_model, read_model_manifest
-from asrprune.runtime import Job
+from asrprune.job import Job
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from asrprune.io import link_relative
-from asrprune.runtime import Job
+from asrprune.job import Job
 
 log = logging.getLogger(__name__)
 

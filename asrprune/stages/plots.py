@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from asrprune.runtime import Job
+from asrprune.job import Job
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from asrprune.runtime import Job
+from asrprune.job import Job
 
 log = logging.getLogger(__name__)
 

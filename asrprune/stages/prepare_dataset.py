@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from asrprune.datasets import build_dataset
-from asrprune.runtime import Job
+from asrprune.job import Job
 
 
 def run(job: Job) -> None:

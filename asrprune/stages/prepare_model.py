@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from asrprune.models import prepare_model
-from asrprune.runtime import Job
+from asrprune.job import Job
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from asrprune import masks, methods
-from asrprune.runtime import Job
+from asrprune import masks, methods, schedules
+from asrprune.components import target_tensors
+from asrprune.job import Job
 from asrprune.variants import Variant
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,13 @@ def calibration_norms(
     seed: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Activation norms over the calibration utterances: the seeded subset of `n_utts` that the
-    sensitivity stage's Fisher uses too (asrprune.batches.read_calibration, `calibration.seed`)."""
+    sensitivity stage's Fisher uses too (asrprune.batches.select_utterances, `calibration.seed`)."""
     from asrprune import activations
-    from asrprune.batches import iter_batches, read_calibration
+    from asrprune.batches import iter_batches, select_utterances
+    from asrprune.io import read_split
     from asrprune.models import generation_prompt_ids
 
-    df = read_calibration(calib_path, n_utts, seed)
+    df = select_utterances(read_split(calib_path), n_utts, seed)
     batches = iter_batches(
         df, processor, batch_size, prompt_ids=generation_prompt_ids(model), eos_id=model.config.eos_token_id
     )
@@ -76,11 +78,11 @@ def prune_variant(
     spec = Variant.parse(variant)
     context = methods.PruneContext(seed=int(params.get("seed", 0)))
     if spec.schedule is not None:
-        context.schedule = methods.resolve_schedule(spec.schedule, params.get("schedules"))
+        context.schedule = schedules.resolve_schedule(spec.schedule, params.get("schedules"))
     if spec.needs_fisher:
         context.fisher = load_file(str(fisher_path))
     if spec.needs_activations:
-        names = methods.target_tensors(model, spec.target)
+        names = target_tensors(model, spec.target)
         context.activation_norms = calibration_norms(
             model, processor, calib_path, names, int(params["calib_utts"]), int(params["batch_size"]),
             int(params.get("calib_seed", 0)),

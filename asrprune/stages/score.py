@@ -8,7 +8,7 @@ import pandas as pd
 
 from asrprune.io import write_parquet
 from asrprune.metrics import score_frame
-from asrprune.runtime import Job
+from asrprune.job import Job
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from asrprune.runtime import Job
+from asrprune.job import Job
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +62,14 @@ def run_sensitivity(
     `outputs` overrides single paths (keys tensors, components, fisher, heatmap, calibration);
     `device` is cpu, cuda or auto (CUDA when present); statistics are float32 either way.
     """
-    from asrprune.batches import iter_batches, read_calibration
+    from asrprune.batches import iter_batches, select_utterances
+    from asrprune.io import read_split
     from asrprune.decode import resolve_device
     from asrprune.io import write_json, write_parquet
     from asrprune.labels import eos_ids
     from asrprune.models import generation_prompt_ids, load_model
     from asrprune.plots import plot_sensitivity_heatmap
-    from asrprune.sensitivity import component_rollup, per_utterance_fisher_and_taylor, sensitivity_tables
+    from asrprune.sensitivity import SCORES, component_rollup, per_utterance_fisher_and_taylor, sensitivity_tables
 
     out_dir = Path(out_dir)
     paths = {k: out_dir / f for k, f in [("tensors", "tensors.parquet"), ("components", "components.parquet"),
@@ -80,7 +81,7 @@ def run_sensitivity(
     dev = resolve_device(device)
     model, processor = load_model(model_dir, device=str(dev))
     prompt = generation_prompt_ids(model)
-    df = read_calibration(calib_parquet, n_utts, seed)  # the utterances wanda's norms use too
+    df = select_utterances(read_split(calib_parquet), n_utts, seed)  # the utterances wanda's norms use too
     if len(df) < n_utts:
         log.warning("calibration split has %d utterances, fewer than n_utts=%d: using all", len(df), n_utts)
     batches = iter_batches(df, processor, batch_size, prompt_ids=prompt, eos_id=min(eos_ids(model)))
@@ -95,7 +96,7 @@ def run_sensitivity(
     write_parquet(tensors, paths["tensors"], metadata={"sensitivity": meta})
     write_parquet(rollup, paths["components"], metadata={"sensitivity": meta})
     save_fisher(result.fisher, paths["fisher"])
-    plot_sensitivity_heatmap(rollup, paths["heatmap"])
+    plot_sensitivity_heatmap(rollup, paths["heatmap"], SCORES)
     write_json(
         {
             "n_utts": result.n_utts,
