@@ -56,13 +56,25 @@ def snakemake_cmd(workdir: Path, config: Path = TINY_CONFIG, *args: str) -> list
             "--configfile", str(config), "--cores", "2", *args]
 
 
+def experiment_config(workdir: Path) -> Path:
+    """The config file a finished run's experiment came from (tiny_run copies the tiny config there).
+
+    Editing *this* file is editing the experiment (results/default/experiment.json records it):
+    Snakemake reruns what changed. Another file with another definition under the same name is
+    another experiment and is refused (asrprune.plan.check_experiment_record).
+    """
+    return workdir.parent / f"{workdir.name}.yaml"
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """The tiny config run once to completion, shared by every workflow test that only reads it."""
+    import shutil
     import subprocess
 
     workdir = tmp_path_factory.mktemp("tiny_run")
-    out = subprocess.run(snakemake_cmd(workdir), capture_output=True, text=True, cwd=REPO)
+    shutil.copyfile(TINY_CONFIG, experiment_config(workdir))
+    out = subprocess.run(snakemake_cmd(workdir, experiment_config(workdir)), capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
     return workdir
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from test_workflow import TINY, planned_jobs, write_config
+from test_workflow import edited_experiment, planned_jobs
 
 
 @pytest.mark.workflow
@@ -19,11 +19,13 @@ from test_workflow import TINY, planned_jobs, write_config
     ],
     ids=["cache-size", "cache-off", "decode-threads-and-memory", "default-threads-and-gres"],
 )
-def test_an_execution_change_reruns_nothing(tiny_run, tmp_path, edit):
-    assert planned_jobs(tiny_run, write_config(tmp_path, "execution.yaml", edit)) == Counter()
+def test_an_execution_change_reruns_nothing(tiny_run, edit):
+    with edited_experiment(tiny_run, edit) as config:
+        assert planned_jobs(tiny_run, config) == Counter()
 
 
 @pytest.mark.workflow
-def test_a_backend_change_reruns_decoding_because_it_is_recorded(tiny_run, tmp_path):
-    jobs = planned_jobs(tiny_run, write_config(tmp_path, "backend.yaml", lambda c: c["decoding"].update(backend="generate")))
+def test_a_backend_change_reruns_decoding_because_it_is_recorded(tiny_run):
+    with edited_experiment(tiny_run, lambda c: c["decoding"].update(backend="generate")) as config:
+        jobs = planned_jobs(tiny_run, config)
     assert jobs["decode"] == 9 and jobs["prune"] == 0 and jobs["sensitivity"] == 0

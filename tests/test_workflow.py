@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from contextlib import contextmanager
 import subprocess
 import sys
 from collections import Counter
@@ -43,13 +44,21 @@ def planned_jobs(workdir: Path, config: Path) -> Counter:
     return counts
 
 
-def write_config(tmp: Path, name: str, edit) -> Path:
-    config = yaml.safe_load(TINY.read_text())
+@contextmanager
+def edited_experiment(workdir: Path, edit):
+    """The finished run's own config file edited (as a user edits theirs), restored afterwards."""
+    from conftest import experiment_config
+
+    path = experiment_config(workdir)
+    before = path.read_text()
+    config = yaml.safe_load(before)
     edit(config)
-    path = tmp / name
     # keep the key order: Snakemake compares dict params in order, so a reordered config reruns everything
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    try:
+        yield path
+    finally:
+        path.write_text(before)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +92,8 @@ def test_adding_a_sparsity_runs_only_the_new_variant(finished_run, tmp_path):
     def add(config):
         config["pruning"]["grid"][0]["sparsities"] = [30, 50]
 
-    jobs = planned_jobs(finished_run, write_config(tmp_path, "more.yaml", add))
+    with edited_experiment(finished_run, add) as config:
+        jobs = planned_jobs(finished_run, config)
     assert jobs == Counter(prune=1, decode=3, score=3, predict_damage=1, aggregate=1, claims=1, plots=1, all=1)
 
 
@@ -91,7 +101,8 @@ def test_a_decoding_change_reruns_decoding_not_sensitivity_or_pruning(finished_r
     def margin(config):
         config["decoding"]["max_tokens_margin"] = 12
 
-    jobs = planned_jobs(finished_run, write_config(tmp_path, "decoding.yaml", margin))
+    with edited_experiment(finished_run, margin) as config:
+        jobs = planned_jobs(finished_run, config)
     assert jobs == Counter(decode=9, score=9, aggregate=1, claims=1, plots=1, all=1)
 
 
@@ -99,7 +110,8 @@ def test_a_calibration_change_reruns_sensitivity_and_only_the_methods_that_read_
     def fewer(config):
         config["calibration"]["n_utts"] = 3
 
-    jobs = planned_jobs(finished_run, write_config(tmp_path, "calib.yaml", fewer))
+    with edited_experiment(finished_run, fewer) as config:
+        jobs = planned_jobs(finished_run, config)
     # allocate reads the Fisher; magnitude does not
     assert jobs == Counter(sensitivity=1, prune=1, predict_damage=1, decode=3, score=3, aggregate=1, claims=1, plots=1, all=1)
 
@@ -107,7 +119,9 @@ def test_a_calibration_change_reruns_sensitivity_and_only_the_methods_that_read_
 def test_every_rule_leaves_a_benchmark_with_its_peak_memory(finished_run):
     from asrprune.usage import read_benchmarks
 
-    jobs = read_benchmarks(finished_run / "results/default/benchmarks")
+    # the experiment's jobs, and the shared store's (the model and the data sets it prepared)
+    jobs = read_benchmarks(finished_run / "results/default/benchmarks",
+                           sorted((finished_run / "results/store/benchmarks").rglob("*.tsv")))
     ran = {"prepare_model", "prepare_dataset", "sensitivity", "predict_damage", "prune", "decode", "score", "aggregate", "plots"}
     assert ran <= set(jobs["rule"])
     decode = jobs[jobs["rule"] == "decode"]
@@ -125,5 +139,5 @@ def test_the_report_of_the_real_run_renders(finished_run):
     if chromium_binary() is None:
         skip_outside_ci("chromium is not installed (apt-get install --no-install-recommends chromium)")
     report = check_report(finished_run, configfile=TINY)
-    assert report == finished_run / "results" / "report.html"
+    assert report == finished_run / "results" / "default" / "report.html"
     assert report.stat().st_size > 100_000
