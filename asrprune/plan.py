@@ -30,7 +30,6 @@ STORE = "store"
 # Folders of the layout before experiments (results/tables/wer.parquet, ...): never an experiment's
 # name (asrprune.config.RESERVED_NAMES), so an old results/ is recognised and never mistaken for one.
 LEGACY_FOLDERS = tuple(n for n in RESERVED_NAMES if n != STORE)
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
 @dataclass(frozen=True)
