@@ -12,7 +12,7 @@ of their first row).
 - ``paired_permutation_test``: the paired randomization (sign-flip) test of two systems on the same
   rows, the matched-pairs practice of ASR evaluation (NIST's MAPSSWE, the randomization tests of
   sc_stats/SCTK), flipping whole units.
-- ``paired_effect`` / ``paired_bootstrap``: the sign-flip p-value and the paired bootstrap
+- ``paired_effect``: the sign-flip p-value and the paired bootstrap
   percentile interval of the corpus WER difference; where no unit differs at all, the interval is
   the rule-of-three bound (``no_change_bound``), never a zero-width interval.
 - ``bounded_errors``: each row's errors capped at its reference length, the error measure that a
@@ -205,17 +205,3 @@ def paired_effect(
     alpha = (1 - level) / 2
     low, high = np.quantile(deltas, [alpha, 1 - alpha])
     return PairedEffect(float(p), float(low), float(high), k, False)
-
-
-def paired_bootstrap(
-    errors_a: np.ndarray,
-    errors_b: np.ndarray,
-    totals: np.ndarray,
-    samples: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-    groups=None,
-) -> tuple[float, float, float]:
-    """(p-value, interval low, interval high) of WER(A) - WER(B) on the same utterances (``paired_effect``)."""
-    e = paired_effect(errors_a, errors_b, totals, samples, seed, level, groups)
-    return e.p, e.low, e.high
