@@ -139,6 +139,19 @@ def legacy_layout_message(root: str, found: list[str], name: str) -> str:
 EXPERIMENT_RECORD = "experiment.json"
 
 
+def experiment_record(config: dict[str, Any], sources: list[str], config_id: str, store: str) -> dict[str, Any]:
+    """What results/{name}/experiment.json holds: the name, config files and hash, and the store
+    paths of the experiment's models and data sets."""
+    return {
+        "name": experiment_name(config),
+        "sources": list(sources),
+        "config_hash": config_id,
+        "store": store,
+        "models": {m: model_dir(config, m, store) for m in config["models"]},
+        "datasets": {d: dataset_file(config, d, store) for d in config["datasets"]},
+    }
+
+
 def check_experiment_record(record: dict[str, Any] | None, sources: list[str], config_id: str, name: str,
                             where: str) -> None:
     """Two configs that claim one experiment name with different definitions: a named error.
@@ -405,5 +418,4 @@ def intermediate_targets(config: dict[str, Any], results: str = "results/default
         out += [f"{results}/sensitivity/{m}/{name}"
                 for name in ("components.parquet", "fisher.safetensors", "heatmap.png", "calibration.json")]
     out += [f"{results}/tables/damage_correlation.parquet", f"{results}/{CALIBRATION_CHECK}"]
-    out.append(f"{results}/{EXPERIMENT_RECORD}")
     return out

@@ -15,7 +15,7 @@ from asrprune import plan
 from asrprune.config import ConfigError, load_yaml, validate_config
 from asrprune.datasets.manifest import content_sha256 as dataset_content_sha256
 from asrprune.datasets.manifest import input_files as dataset_input_files
-from asrprune.io import check_output_root, read_json_or_none
+from asrprune.io import check_output_root, read_json_or_none, write_json
 from asrprune.preflight import check_installed_packages, check_model_depths
 from asrprune.variants import BASELINE
 
@@ -83,6 +83,16 @@ try:
     PLANNED_CLAIMS = plan.config_claims(config, WORKFLOW_DIR)
 except (OSError, ValueError) as error:
     raise WorkflowError(str(error)) from None
+
+
+# What defines this experiment and where it came from (config files, hash, store paths): written when
+# a run starts (never by a dry run), and read above by the next run, which refuses another config
+# under the same name. Not a rule: a config edit would rerun it and show in every dry run.
+onstart:
+    write_json(
+        plan.experiment_record(config, CONFIG_SOURCES, CONFIG_HASH, STORE),
+        f"{EXP}/{plan.EXPERIMENT_RECORD}",
+    )
 
 
 def model_dir(model):

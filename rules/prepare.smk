@@ -54,27 +54,6 @@ rule link_dataset:
         "../scripts/link_dataset.py"
 
 
-# What defines this experiment and where it came from (config files, hash): a later run of another
-# config under the same `name` is refused before any job (asrprune.plan.check_experiment_record).
-rule experiment:
-    output:
-        f"{EXP}/{plan.EXPERIMENT_RECORD}",
-    log:
-        f"{EXP}/logs/experiment.log",
-    localrule: True
-    conda:
-        "../envs/asrprune.yaml"
-    params:
-        name=LAYOUT.name,
-        sources=CONFIG_SOURCES,
-        config_hash=CONFIG_HASH,
-        store=STORE,
-        models=lambda wildcards: {m: model_dir(m) for m in config["models"]},
-        datasets=lambda wildcards: {d: dataset_file(d) for d in config["datasets"]},
-    script:
-        "../scripts/experiment.py"
-
-
 # The calibration set shares no id, normalized transcript or recording with any test set
 # (asrprune.datasets.overlap). Sensitivity and wanda wait for it (as an ancient input: a test set's
 # change reruns this check, not them); aggregate reads it, so no table is written over an overlap.

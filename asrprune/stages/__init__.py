@@ -24,7 +24,6 @@ STAGES = (
     "prepare_model",
     "prepare_dataset",
     "link_dataset",
-    "experiment",
     "check_calibration",
     "sensitivity",
     "prune",
