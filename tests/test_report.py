@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 MINI_SNAKEFILE = """\
 # Test scaffold: the real `plots` rule on a SYNTHETIC table (made-up numbers, never a result).
-RESULTS = "results"
+EXP = "results/default"
 
 
 def res(rule_name):
