@@ -96,9 +96,11 @@ def dataset_file(config: dict[str, Any], dataset: str, store: str) -> str:
 
 
 def store_benchmarks(config: dict[str, Any], store: str) -> list[str]:
-    """The benchmark files of the store jobs an experiment uses (its models and data sets)."""
-    out = [f"{store}/benchmarks/prepare_model/{m}-{model_key(config, m)}.tsv" for m in config["models"]]
-    out += [f"{store}/benchmarks/prepare_dataset/{d}-{dataset_key(config, d)}.tsv" for d in config["datasets"]]
+    """The benchmark files of the store jobs an experiment uses (its models and data sets), named as
+    the store paths are (`model_dir`, `dataset_file`), so the two never drift apart."""
+    out = [f"{store}/benchmarks/prepare_model/{Path(model_dir(config, m, store)).name}.tsv" for m in config["models"]]
+    out += [f"{store}/benchmarks/prepare_dataset/{Path(dataset_file(config, d, store)).stem}.tsv"
+            for d in config["datasets"]]
     return out
 
 
