@@ -1,75 +1,21 @@
-"""Config validation: the JSON schema first, then the cross-references a schema cannot express.
-
-The config's loading (strict YAML) and validation. Every error names the offending key path, its value and what was expected, and is raised before
-Snakemake schedules a single job.
+"""Config validation: its size, the JSON schema (filling defaults), then the cross-references a schema
+cannot express. Every error names the offending key path, its value and what was expected, and is
+raised before Snakemake schedules a single job (the file is read by asrprune.strict_yaml).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from asrprune.components import parse_target
 from asrprune.schedules import resolve_schedule
-from asrprune.settings import SCHEMA_PATH
+from asrprune.settings import ConfigError, schema
 from asrprune.variants import check_ablation, check_method
-
-
-class ConfigError(ValueError):
-    """The config is invalid; the message says where and why."""
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses duplicate mapping keys (PyYAML silently keeps the last one)."""
-
-
-def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise ConfigError(
-                f"duplicate key {key!r} at line {key_node.start_mark.line + 1}: every name (model, dataset, "
-                "option) must appear once"
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
-class _NoAliasLoader(_UniqueKeyLoader):
-    """Refuses YAML aliases (`*name`): nested ones expand exponentially (an "alias bomb" of a few
-    hundred bytes is billions of values), and a config has no need of them."""
-
-    def compose_node(self, parent, index):  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise ConfigError(
-                f"{getattr(self, '_asrprune_path', 'config')}: line {event.start_mark.line + 1}: YAML alias "
-                f"'*{event.anchor}': aliases are not accepted in a config (nested ones expand exponentially); "
-                "expected every value written out"
-            )
-        return super().compose_node(parent, index)
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config, refusing duplicate keys and aliases."""
-    with open(path, encoding="utf-8") as f:
-        loader = _NoAliasLoader(f)
-        loader._asrprune_path = str(path)
-        try:
-            data = loader.get_single_data()
-        finally:
-            loader.dispose()
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, found {type(data).__name__}")
-    return data
 
 
 # A config is a few hundred values; a structure that expands to more is an alias bomb (Snakemake's
@@ -126,7 +72,8 @@ def _fill_defaults(validator_cls):
         if isinstance(instance, dict):
             for name, sub in properties.items():
                 if isinstance(sub, dict) and "default" in sub:
-                    instance.setdefault(name, sub["default"])
+                    # a copy: the schema is read once and shared, and a config is edited in place
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))
         yield from validate_properties(validator, properties, instance, schema)
 
     strict_integers = validator_cls.TYPE_CHECKER.redefine(
@@ -161,10 +108,10 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{where} = {error.instance!r}: {error.message}"
 
 
-def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
-    """Validate `config` in place (filling defaults) and return it, or raise ConfigError."""
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate `config` in place (filling defaults from the schema, asrprune.settings) and return it, or
+    raise ConfigError."""
     check_config_size(config)  # first: every later walk would expand an alias bomb
-    schema = yaml.safe_load(schema_path.read_text())
     calibration = config.get("calibration")
     if isinstance(calibration, dict) and calibration.get("fisher_mode") is True:
         calibration["fisher_mode"] = "true"  # YAML reads a bare `true` as a boolean
@@ -175,7 +122,7 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
             f"decoding.{moved[0]}: moved to execution.{moved[0]} (it changes how fast the run goes, never a "
             "number, so it lives apart from the experiment and changing it reruns nothing)"
         )
-    validator = _fill_defaults(jsonschema.Draft202012Validator)(schema)
+    validator = _fill_defaults(jsonschema.Draft202012Validator)(schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         best = jsonschema.exceptions.best_match(errors)

@@ -205,10 +205,9 @@ def dataset_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=8)
 def _read_claims(path: str, mtime_ns: int) -> tuple[list[Any], dict[str, list[str]]]:
-    from asrprune.claims import parse_claims
-    from asrprune.config import load_yaml
+    from asrprune.claims_file import load_claims_file
 
-    return parse_claims(load_yaml(path), where=path)
+    return load_claims_file(path)
 
 
 def config_claims(config: dict[str, Any], workflow_dir: str = WORKFLOW_DIR) -> tuple[list[Any], dict[str, list[str]]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from asrprune.components import layers_in_range, parse_target, select_tensors, whisper_parameter_names
-from asrprune.config import ConfigError
+from asrprune.settings import ConfigError
 from asrprune.io import MANIFEST_FILE, read_manifest
 from asrprune.schedules import resolve_schedule
 

@@ -17,6 +17,10 @@ from typing import Any
 
 import yaml
 
+class ConfigError(ValueError):
+    """A config (or claims) file is invalid; the message names the key, its value and what was expected."""
+
+
 # schemas/config.schema.yaml, through the link beside this file (a wheel carries the file itself)
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 

@@ -258,7 +258,8 @@ def grid_section(args, base, processor, base_manifest, settings) -> dict:
     time from an empty cache, and each (job batch, path) counts with its best time.
     """
     from asrprune import plan
-    from asrprune.config import load_yaml, validate_config
+    from asrprune.config import validate_config
+    from asrprune.strict_yaml import load_yaml
 
     config = validate_config(load_yaml(args.config))
     prompt = generation_prompt_ids(base)

@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from asrprune import plan  # noqa: E402
-from asrprune.config import load_yaml, validate_config  # noqa: E402
+from asrprune.config import validate_config  # noqa: E402
+from asrprune.strict_yaml import load_yaml
 from asrprune.usage import read_benchmarks, usage_by_rule  # noqa: E402
 
 

@@ -12,7 +12,9 @@ except ImportError:
     sys.path.insert(0, WORKFLOW_DIR)
 
 from asrprune import plan
-from asrprune.config import ConfigError, load_yaml, validate_config
+from asrprune.config import validate_config
+from asrprune.settings import ConfigError
+from asrprune.strict_yaml import load_yaml
 from asrprune.datasets.manifest import content_sha256 as dataset_content_sha256
 from asrprune.datasets.manifest import input_files as dataset_input_files
 from asrprune.io import check_output_root, read_json_or_none, write_json

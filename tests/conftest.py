@@ -85,7 +85,8 @@ def tiny_run(tmp_path_factory) -> Path:
 
 def default_config() -> dict:
     """The embedded default config (config.yaml), validated as the workflow validates it."""
-    from asrprune.config import load_yaml, validate_config
+    from asrprune.config import validate_config
+    from asrprune.strict_yaml import load_yaml
 
     return validate_config(load_yaml(REPO / "config.yaml"))
 

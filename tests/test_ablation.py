@@ -10,7 +10,9 @@ import torch
 
 from asrprune import masks as M
 from asrprune import methods, plan, schedules
-from asrprune.config import ConfigError, load_yaml, validate_config
+from asrprune.config import validate_config
+from asrprune.settings import ConfigError
+from asrprune.strict_yaml import load_yaml
 from asrprune.methods import PruneContext, compute_masks
 from asrprune.variants import Variant, schedule_components
 

@@ -29,7 +29,9 @@ import soundfile as sf
 import yaml
 
 from asrprune import plan
-from asrprune.config import ConfigError, load_yaml, validate_config
+from asrprune.config import validate_config
+from asrprune.settings import ConfigError
+from asrprune.strict_yaml import load_yaml
 from asrprune.datasets import build_dataset
 from asrprune.io import read_parquet_metadata, sha256_file
 

@@ -180,7 +180,7 @@ def test_bad_claims_are_named(entry, needle):
 
 
 def test_the_shipped_claims_name_real_variants_and_pools():
-    from asrprune.stages.claims import load_claims_file
+    from asrprune.claims_file import load_claims_file
 
     claims, pools = load_claims_file(REPO / "config/claims.yaml")
     assert {c.id for c in claims} >= {f"C{i}" for i in range(1, 11)}
@@ -189,7 +189,7 @@ def test_the_shipped_claims_name_real_variants_and_pools():
             Variant.parse(v)  # a typo in a variant id fails here, not after the study ran
         for name in c.decide_on:
             assert name in c.datasets, (c.id, name)
-    from asrprune.config import load_yaml
+    from asrprune.strict_yaml import load_yaml
 
     from asrprune.claims import resolve_sets
 
@@ -341,7 +341,7 @@ def test_a_bad_measure_is_named():
 
 
 def test_the_shipped_claims_declare_a_policy_and_decide_collapsed_comparisons_bounded():
-    from asrprune.stages.claims import load_claims_file, load_policy
+    from asrprune.claims_file import load_claims_file, load_policy
 
     claims = {c.id: c for c in load_claims_file(REPO / "config/claims.yaml")[0]}
     assert load_policy(REPO / "config/claims.yaml") == C.Policy("bonferroni", 0.05, "deciding")

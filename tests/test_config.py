@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from asrprune.config import ConfigError, load_yaml, validate_config
+from asrprune.config import validate_config
+
+from asrprune.settings import ConfigError
+
+from asrprune.strict_yaml import load_yaml
 from asrprune import plan
 
 REPO = Path(__file__).resolve().parents[1]

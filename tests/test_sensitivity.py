@@ -267,7 +267,8 @@ def test_wanda_and_the_fisher_calibrate_on_the_same_utterances(tmp_path, monkeyp
     from asrprune.audio import encode_flac
     from asrprune.io import write_parquet
     from asrprune.models import load_model
-    from asrprune.stages.prune import calibration_norms
+    from asrprune.io import read_split
+    from asrprune.models import generation_prompt_ids
     from asrprune.stages.sensitivity import run_sensitivity
     from test_models import TINY_EN_VOCAB, _save_random_whisper
 
@@ -296,7 +297,8 @@ def test_wanda_and_the_fisher_calibrate_on_the_same_utterances(tmp_path, monkeyp
         run_sensitivity(model_dir, calib, out, n_utts=4, batch_size=2, seed=seed)
         fisher_ids = json.loads((out / "calibration.json").read_text())["ids"]
         seen.clear()
-        calibration_norms(model, processor, calib, ["model.decoder.layers.0.fc1.weight"], 4, 2, seed)
+        activations.calibration_norms(model, processor, read_split(calib), ["model.decoder.layers.0.fc1.weight"],
+                                      n_utts=4, batch_size=2, seed=seed, prompt_ids=generation_prompt_ids(model))
         assert sorted(seen) == sorted(fisher_ids) and len(fisher_ids) == 4, seed
         assert sorted(fisher_ids) != [f"c{i:02d}" for i in range(4)]  # not simply the first 4: the seed picks
         if seed == 0:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
-from asrprune.usage import USAGE_COLUMNS, read_benchmarks, usage_by_rule
+from asrprune.usage import USAGE_COLUMNS, elapsed_minutes, read_benchmarks, usage_by_rule
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -42,3 +43,19 @@ def test_missing_or_foreign_files_are_named(tmp_path):
     (tmp_path / "decode" / "x.tsv").write_text("a\tb\n1\t2\n")
     with pytest.raises(ValueError, match=r"x.tsv: not a Snakemake benchmark file \(missing \['cpu_time', 'max_rss', 's'\]\)"):
         read_benchmarks(tmp_path)
+
+
+def test_elapsed_minutes_spans_the_earliest_start_to_the_last_end(tmp_path):
+    """A job starts at its file's modification time minus its seconds; the span runs over the
+    experiment's files and the store's shared ones."""
+    bench_file(tmp_path / "exp", "decode/a.tsv", 120.0, 900.0, 100.0)  # ran 1000-1120
+    bench_file(tmp_path / "exp", "score/a.tsv", 30.0, 300.0, 29.0)  # ran 1150-1180
+    bench_file(tmp_path / "store", "prepare_model/m.tsv", 600.0, 2000.0, 590.0)  # ran 400-1000
+    for rel, end in [("exp/decode/a.tsv", 1120), ("exp/score/a.tsv", 1180), ("store/prepare_model/m.tsv", 1000)]:
+        os.utime(tmp_path / rel, (end, end))
+    assert elapsed_minutes(tmp_path / "exp") == pytest.approx((1180 - 1000) / 60)
+    shared = [tmp_path / "store/prepare_model/m.tsv", tmp_path / "store/prepare_model/absent.tsv"]
+    assert elapsed_minutes(tmp_path / "exp", shared) == pytest.approx((1180 - 400) / 60)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no benchmark files"):
+        elapsed_minutes(tmp_path / "empty")
