@@ -8,7 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from asrprune.claims import Claim, Policy, evaluate_claims, parse_claims, parse_policy
+from asrprune.claims import evaluate_claims
+from asrprune.claims_file import load_claims_file, load_policy
 from asrprune.job import Job
 
 log = logging.getLogger(__name__)
@@ -26,20 +27,6 @@ def run(job: Job) -> None:
         scoring=job.params["scoring"],
     )
     log.info("%d claim rows, verdicts: %s", len(table), table["verdict"].value_counts().to_dict())
-
-
-def load_claims_file(path: str | Path) -> tuple[list[Claim], dict[str, list[str]]]:
-    """Read and check a claims YAML file (refusing duplicate keys)."""
-    from asrprune.config import load_yaml
-
-    return parse_claims(load_yaml(path), where=str(path))
-
-
-def load_policy(path: str | Path) -> Policy:
-    """The family-wise policy (`multiplicity:`) a claims YAML file declares."""
-    from asrprune.config import load_yaml
-
-    return parse_policy(load_yaml(path), where=str(path))
 
 
 def run_claims(

@@ -37,20 +37,6 @@ def _one(value) -> str | None:
     return next(iter(value), None) if value else None
 
 
-def elapsed_minutes(benchmarks_dir: str | Path, also: Sequence[str | Path] = ()) -> float:
-    """Wall-clock span of a run: from the earliest job start (file time minus its seconds) to the last end."""
-    from asrprune.usage import benchmark_files
-
-    starts, ends = [], []
-    for path, _ in benchmark_files(benchmarks_dir, also):
-        seconds = float(pd.read_csv(path, sep="\t").iloc[-1]["s"])
-        ends.append(path.stat().st_mtime)
-        starts.append(path.stat().st_mtime - seconds)
-    if not ends:
-        raise ValueError(f"{benchmarks_dir}: no benchmark files")
-    return (max(ends) - min(starts)) / 60
-
-
 def write_findings(
     claims_path: str | Path,
     wer_path: str | Path,
@@ -74,7 +60,7 @@ def write_findings(
     from asrprune.findings import claim_models, findings_markdown, no_timing_lines, timing_lines
     from asrprune.io import atomic_path
     from asrprune.plots import plot_effect_vs_model_size
-    from asrprune.usage import read_benchmarks
+    from asrprune.usage import elapsed_minutes, read_benchmarks
 
     claims = pd.read_parquet(claims_path)
     wer = pd.read_parquet(wer_path)
@@ -86,7 +72,7 @@ def write_findings(
     previous = pd.read_csv(previous_path) if previous_path else None
     policy = None
     if claims_file:
-        from asrprune.stages.claims import load_policy
+        from asrprune.claims_file import load_policy
 
         p = load_policy(claims_file)
         policy = {"method": p.method, "alpha": p.alpha, "family": p.family}
