@@ -8,7 +8,7 @@ SLURM user needs to size ``resources:``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,19 @@ def benchmark_files(root: str | Path, also: Iterable[str | Path] = ()) -> list[t
         if path.is_file():
             found.append((path, Path(path.parent.name) / path.name))
     return found
+
+
+def elapsed_minutes(benchmarks_dir: str | Path, also: Sequence[str | Path] = ()) -> float:
+    """Wall-clock span of a run in minutes: from the earliest job start (a benchmark file's modification
+    time minus its seconds) to the last end, over the files under `benchmarks_dir` and of `also`."""
+    starts, ends = [], []
+    for path, _ in benchmark_files(benchmarks_dir, also):
+        seconds = float(pd.read_csv(path, sep="\t").iloc[-1]["s"])
+        ends.append(path.stat().st_mtime)
+        starts.append(path.stat().st_mtime - seconds)
+    if not ends:
+        raise ValueError(f"{benchmarks_dir}: no benchmark files")
+    return (max(ends) - min(starts)) / 60
 
 
 def read_benchmarks(root: str | Path, also: Iterable[str | Path] = ()) -> pd.DataFrame:
