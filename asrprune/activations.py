@@ -11,11 +11,13 @@ Cross-attention keys and values read the encoder output, so they count all frame
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
-from asrprune.batches import IGNORE_INDEX, Batch
+from asrprune.batches import IGNORE_INDEX, Batch, iter_batches, select_utterances
 
 
 def _valid_decoder_positions(batch: Batch) -> torch.Tensor | None:
@@ -81,3 +83,22 @@ def input_activation_norms(model: nn.Module, batches: Iterable[Batch], tensor_na
         for h in handles:
             h.remove()
     return {n: s.sqrt().float() for n, s in sums.items()}
+
+
+def calibration_norms(
+    model: nn.Module,
+    processor: Any,
+    calibration: pd.DataFrame,
+    tensor_names: list[str],
+    *,
+    n_utts: int,
+    batch_size: int,
+    seed: int,
+    prompt_ids: list[int],
+) -> dict[str, torch.Tensor]:
+    """`input_activation_norms` over the calibration utterances: the seeded subset of `n_utts` that the
+    sensitivity stage's Fisher uses too (asrprune.batches.select_utterances, `calibration.seed`),
+    teacher-forced behind the decoder prompt `prompt_ids`."""
+    df = select_utterances(calibration, n_utts, seed)
+    batches = iter_batches(df, processor, batch_size, prompt_ids=prompt_ids, eos_id=model.config.eos_token_id)
+    return input_activation_norms(model, batches, tensor_names)

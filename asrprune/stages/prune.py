@@ -6,10 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
-from asrprune import masks, methods, schedules
+from asrprune import activations, masks, methods, schedules
 from asrprune.components import target_tensors
 from asrprune.job import Job
 from asrprune.variants import Variant
@@ -32,29 +29,6 @@ def run(job: Job) -> None:
     )
 
 
-def calibration_norms(
-    model: nn.Module,
-    processor: Any,
-    calib_path: str | Path,
-    tensor_names: list[str],
-    n_utts: int,
-    batch_size: int,
-    seed: int = 0,
-) -> dict[str, torch.Tensor]:
-    """Activation norms over the calibration utterances: the seeded subset of `n_utts` that the
-    sensitivity stage's Fisher uses too (asrprune.batches.select_utterances, `calibration.seed`)."""
-    from asrprune import activations
-    from asrprune.batches import iter_batches, select_utterances
-    from asrprune.io import read_split
-    from asrprune.models import generation_prompt_ids
-
-    df = select_utterances(read_split(calib_path), n_utts, seed)
-    batches = iter_batches(
-        df, processor, batch_size, prompt_ids=generation_prompt_ids(model), eos_id=model.config.eos_token_id
-    )
-    return activations.input_activation_norms(model, batches, tensor_names)
-
-
 def prune_variant(
     model_dir: str | Path,
     variant: str,
@@ -71,7 +45,8 @@ def prune_variant(
     """
     from safetensors.torch import load_file
 
-    from asrprune.models import load_model, read_model_manifest
+    from asrprune.io import read_split
+    from asrprune.models import generation_prompt_ids, load_model, read_model_manifest
 
     model, processor = load_model(model_dir)
     base_manifest = read_model_manifest(model_dir)
@@ -82,10 +57,10 @@ def prune_variant(
     if spec.needs_fisher:
         context.fisher = load_file(str(fisher_path))
     if spec.needs_activations:
-        names = target_tensors(model, spec.target)
-        context.activation_norms = calibration_norms(
-            model, processor, calib_path, names, int(params["calib_utts"]), int(params["batch_size"]),
-            int(params.get("calib_seed", 0)),
+        context.activation_norms = activations.calibration_norms(
+            model, processor, read_split(calib_path), target_tensors(model, spec.target),
+            n_utts=int(params["calib_utts"]), batch_size=int(params["batch_size"]),
+            seed=int(params.get("calib_seed", 0)), prompt_ids=generation_prompt_ids(model),
         )
 
     mask_dict = methods.variant_masks(model, spec, context)
