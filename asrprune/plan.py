@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from asrprune.config import RESERVED_NAMES
+from asrprune.settings import schema
 
 from asrprune.variants import BASELINE, METHODS, Variant, by_id, grid, grid_entries
 
@@ -25,7 +26,8 @@ WORKFLOW_DIR = str(Path(__file__).resolve().parents[1])
 # --------------------------------------------------------------------------------------------------
 # Where files live: one folder per experiment, one store for work every experiment can share
 
-DEFAULT_NAME = "default"
+# the schema's default `name` (the embedded config's), read from the one place defaults live
+DEFAULT_NAME = schema()["properties"]["name"]["default"]
 STORE = "store"
 # Folders of the layout before experiments (results/tables/wer.parquet, ...): never an experiment's
 # name (asrprune.config.RESERVED_NAMES), so an old results/ is recognised and never mistaken for one.
