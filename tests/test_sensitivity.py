@@ -266,7 +266,7 @@ def test_wanda_and_the_fisher_calibrate_on_the_same_utterances(tmp_path, monkeyp
     from asrprune import activations
     from asrprune.audio import encode_flac
     from asrprune.io import write_parquet
-    from asrprune.models import load_model
+    from asrprune.models.load import load_model
     from asrprune.stages.prune import calibration_norms
     from asrprune.stages.sensitivity import run_sensitivity
     from test_models import TINY_EN_VOCAB, _save_random_whisper

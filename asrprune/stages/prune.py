@@ -46,7 +46,7 @@ def calibration_norms(
     from asrprune import activations
     from asrprune.batches import iter_batches, select_utterances
     from asrprune.io import read_split
-    from asrprune.models import generation_prompt_ids
+    from asrprune.models.load import generation_prompt_ids
 
     df = select_utterances(read_split(calib_path), n_utts, seed)
     batches = iter_batches(
@@ -71,7 +71,7 @@ def prune_variant(
     """
     from safetensors.torch import load_file
 
-    from asrprune.models import load_model, read_model_manifest
+    from asrprune.models.load import load_model, read_model_manifest
 
     model, processor = load_model(model_dir)
     base_manifest = read_model_manifest(model_dir)
