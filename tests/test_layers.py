@@ -26,7 +26,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # the workflow's formats and sources: each reads or writes one kind of file (or drives the encoder
     # cache on disk), for the stages
     "formats": (
-        "ct2", "ct2_convert", "models", "masks", "encoder_cache", "decode_cache", "decode", "plots",
+        "ct2", "ct2_convert", "models", "models.packages", "models.checkpoint", "models.sources",
+        "models.prepare", "models.load", "masks", "encoder_cache", "decode_cache", "decode", "plots",
         "usage", "claims_file", "datasets", "datasets.manifest", "datasets.external", "datasets.offline", "datasets.tts",
         "datasets.overlap",
     ),

@@ -429,7 +429,7 @@ def test_authors40_on_real_tiny_en_prunes_the_count_its_shapes_give(tiny_en_dir)
     Per tensor round(rate × size), summed by hand from the shapes: the weights cannot change the count,
     but a mis-mapped layer third, a missed tensor or a pooled threshold would.
     """
-    from asrprune.models import load_model
+    from asrprune.models.load import load_model
 
     model, _ = load_model(tiny_en_dir)
     ctx = PruneContext(schedule=schedules.resolve_schedule("authors40"))

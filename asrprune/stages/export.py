@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from asrprune.masks import export_variant
-from asrprune.models import load_model, read_model_manifest
+from asrprune.models.load import load_model, read_model_manifest
 from asrprune.job import Job
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ def run(job: Job) -> None:
 
 def _model_name(model_dir: Path) -> str:
     from asrprune.io import MANIFEST_FILE
-    from asrprune.models import read_model_manifest
+    from asrprune.models.load import read_model_manifest
 
     if (model_dir / MANIFEST_FILE).is_file():
         return str(read_model_manifest(model_dir).get("name") or model_dir.name)
@@ -32,7 +32,7 @@ def _weights_by_name(model_dir: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     from asrprune.damage import with_tied_aliases
-    from asrprune.models import WEIGHTS_FILE
+    from asrprune.models.checkpoint import WEIGHTS_FILE
 
     return with_tied_aliases(load_file(str(model_dir / WEIGHTS_FILE)))
 

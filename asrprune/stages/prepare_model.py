@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from asrprune.models import prepare_model
+from asrprune.models.prepare import prepare_model
 from asrprune.job import Job
 
 log = logging.getLogger(__name__)

@@ -46,7 +46,7 @@ def prune_variant(
     from safetensors.torch import load_file
 
     from asrprune.io import read_split
-    from asrprune.models import generation_prompt_ids, load_model, read_model_manifest
+    from asrprune.models.load import generation_prompt_ids, load_model, read_model_manifest
 
     model, processor = load_model(model_dir)
     base_manifest = read_model_manifest(model_dir)

@@ -67,7 +67,7 @@ def run_sensitivity(
     from asrprune.decode import resolve_device
     from asrprune.io import write_json, write_parquet
     from asrprune.labels import eos_ids
-    from asrprune.models import generation_prompt_ids, load_model
+    from asrprune.models.load import generation_prompt_ids, load_model
     from asrprune.plots import plot_sensitivity_heatmap
     from asrprune.sensitivity import SCORES, component_rollup, per_utterance_fisher_and_taylor, sensitivity_tables
 
