@@ -1,16 +1,14 @@
 """Checks before any job runs (rules/common.smk calls them after the config validates): the pinned
 model packages are installed, and the grid's targets and schedules fit each model's depth where it
-is known (a local model's config.json, or a model prepare_model already wrote)."""
+is known (rules/common.smk reads it with asrprune.models.load.known_depth; nothing here reads a file)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from asrprune.components import layers_in_range, parse_target, select_tensors, whisper_parameter_names
 from asrprune.settings import ConfigError
-from asrprune.io import MANIFEST_FILE, read_manifest
 from asrprune.schedules import resolve_schedule
 
 
@@ -42,34 +40,6 @@ def check_installed_packages(config: dict[str, Any]) -> None:
                 )
 
 
-def model_depth(name: str, spec: dict[str, Any], prepared: str | Path | None = None) -> tuple[int, int] | None:
-    """(encoder layers, decoder layers) of a model, or None while unknown.
-
-    Known without running anything for a `local` model (its config.json) and for any model that
-    prepare_model already wrote from this very spec (its manifest.json in `prepared`, the model's
-    store folder); a hub or CTranslate2 model is known once it has been prepared.
-    """
-    candidates = []
-    if spec.get("source") == "local" and spec.get("path"):
-        candidates.append((Path(spec["path"]) / "config.json", None))
-    if prepared is not None:
-        candidates.append((Path(prepared) / MANIFEST_FILE, spec))
-    for path, must_match in candidates:
-        try:
-            data = read_manifest(path.parent) if path.name == MANIFEST_FILE else json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if must_match is not None:
-            if data.get("source") != must_match:
-                continue
-            data = data.get("config") or {}
-        try:
-            return int(data["encoder_layers"]), int(data["decoder_layers"])
-        except (KeyError, TypeError, ValueError):
-            continue
-    return None
-
-
 def _check_range(target: str, depth: dict[str, int]) -> None:
     """An explicit layer range must fit every side the target covers (schedules may select nothing)."""
     base, layers = parse_target(target)
@@ -81,12 +51,12 @@ def _check_range(target: str, depth: dict[str, int]) -> None:
         layers_in_range(layers, depth[side])
 
 
-def check_model_depths(config: dict[str, Any], prepared: dict[str, str] | None = None) -> None:
+def check_model_depths(config: dict[str, Any], depths: Mapping[str, tuple[int, int] | None]) -> None:
     """Layer ranges of the grid's targets and of the schedules it uses, against each model's depth.
 
-    Runs before any job (rules/common.smk) for every model whose depth is known (`model_depth`;
-    `prepared` maps a model to its store folder);
-    a grid target must select at least one tensor, a schedule's explicit range must exist.
+    Runs before any job (rules/common.smk) for every model whose (encoder, decoder) depth `depths`
+    knows (None or absent: unknown yet); a grid target must select at least one tensor, a
+    schedule's explicit range must exist.
     """
     pruning = config["pruning"]
     defined = pruning.get("schedules") or {}
@@ -96,8 +66,8 @@ def check_model_depths(config: dict[str, Any], prepared: dict[str, str] | None =
             schedules.setdefault(name, f"pruning.grid[{i}].schedules")
         if entry.get("sparsity_of"):
             schedules.setdefault(entry["sparsity_of"], f"pruning.grid[{i}].sparsity_of")
-    for model, spec in config["models"].items():
-        found = model_depth(model, spec, (prepared or {}).get(model))
+    for model in config["models"]:
+        found = depths.get(model)
         if found is None:
             continue
         depth = {"encoder": found[0], "decoder": found[1]}

@@ -18,6 +18,7 @@ from asrprune.strict_yaml import load_yaml
 from asrprune.datasets.manifest import content_sha256 as dataset_content_sha256
 from asrprune.datasets.manifest import input_files as dataset_input_files
 from asrprune.io import check_output_root, read_json_or_none, write_json
+from asrprune.models.load import known_depth
 from asrprune.preflight import check_installed_packages, check_model_depths
 from asrprune.variants import BASELINE
 
@@ -71,7 +72,11 @@ try:
     )
     # layer ranges against the depth of every model already known (a local one, or one prepared)
     check_model_depths(
-        config, {m: plan.model_dir(config, m, STORE) for m in config["models"]}
+        config,
+        {
+            m: known_depth(spec, plan.model_dir(config, m, STORE))
+            for m, spec in config["models"].items()
+        },
     )
 except (ValueError, ConfigError) as error:
     raise WorkflowError(str(error)) from None

@@ -744,6 +744,7 @@ def _model_depth(model_spec_of: Callable[[dict], dict], edit: Callable[[dict], N
     """The tiny config on the prepared 2+2-layer model, checked against its depth before any job."""
 
     def setup(tmp: Path, prepared):
+        from asrprune.models.load import known_depth
         from asrprune.preflight import check_model_depths
 
         config = load_yaml(TINY)
@@ -755,7 +756,7 @@ def _model_depth(model_spec_of: Callable[[dict], dict], edit: Callable[[dict], N
 
         def call():
             validate_config(config)
-            check_model_depths(config, {"r": str(tmp / "results/models/r")})
+            check_model_depths(config, {"r": known_depth(config["models"]["r"], tmp / "results/models/r")})
 
         return call, None
 

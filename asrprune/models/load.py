@@ -3,6 +3,7 @@ model and processor in eval mode, and the generation config and decoder prompt i
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,35 @@ from asrprune.models.checkpoint import WEIGHTS_FILE, check_loading_info
 def read_model_manifest(model_dir: str | Path) -> dict[str, Any]:
     """The manifest.json of a directory prepare_model wrote (asrprune.io.read_manifest)."""
     return read_manifest(model_dir, "a model directory written by prepare_model")
+
+
+def known_depth(spec: dict[str, Any], prepared: str | Path | None = None) -> tuple[int, int] | None:
+    """(encoder layers, decoder layers) of the model a config's `models:` entry `spec` names, or None while
+    unknown (for the checks before any job, asrprune.preflight).
+
+    Known without running anything for a `local` model (its config.json) and for any model that
+    prepare_model already wrote from this very spec (its manifest.json in `prepared`, the model's
+    store folder); a hub or CTranslate2 model is known once it has been prepared.
+    """
+    candidates = []
+    if spec.get("source") == "local" and spec.get("path"):
+        candidates.append((Path(spec["path"]) / "config.json", None))
+    if prepared is not None:
+        candidates.append((Path(prepared) / MANIFEST_FILE, spec))
+    for path, must_match in candidates:
+        try:
+            data = read_manifest(path.parent) if path.name == MANIFEST_FILE else json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if must_match is not None:
+            if data.get("source") != must_match:
+                continue
+            data = data.get("config") or {}
+        try:
+            return int(data["encoder_layers"]), int(data["decoder_layers"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
 
 
 def check_model_files(model_dir: str | Path) -> None:
