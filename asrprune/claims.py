@@ -260,8 +260,8 @@ def delta_row(
     ev, er, words = _errors(var), _errors(ref), var["n_ref_words"].to_numpy()
     bv, br = bounded_errors(ev, words), bounded_errors(er, words)
     wer_v, wer_r = corpus_rate(ev, words), corpus_rate(er, words)
-    raw = paired_effect(ev, er, words, samples, seed, groups=groups)
-    bounded = paired_effect(bv, br, words, samples, seed, groups=groups)
+    raw = paired_effect(ev, er, words, samples=samples, seed=seed, groups=groups)
+    bounded = paired_effect(bv, br, words, samples=samples, seed=seed, groups=groups)
     v_low, v_high = bootstrap_ci(ev, words, samples, seed, groups=groups)
     effect = wer_v - wer_r
     row = {
@@ -502,7 +502,7 @@ def adjust(row: dict[str, Any], claim: Claim, data, m: int, policy: Policy, samp
         return out
     if claim.measure == "bounded":
         ev, er = bounded_errors(ev, words), bounded_errors(er, words)
-    eff = paired_effect(ev, er, words, draws, seed, level=level, groups=groups)
+    eff = paired_effect(ev, er, words, samples=draws, seed=seed, level=level, groups=groups)
     out.update(ci_low_adjusted=eff.low, ci_high_adjusted=eff.high,
                verdict_adjusted=verdict(claim.outcome, claim.threshold, eff.low, eff.high))
     return out

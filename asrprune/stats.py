@@ -177,10 +177,11 @@ def paired_effect(
     errors_a: np.ndarray,
     errors_b: np.ndarray,
     totals: np.ndarray,
+    groups=None,  # each row's unit (prompt id); None: every row its own unit
+    *,  # the resampling settings, named at every call
     samples: int = 1000,
     seed: int = 0,
     level: float = 0.95,
-    groups=None,
 ) -> PairedEffect:
     """WER(A) - WER(B) on the same rows: sign-flip p, paired percentile interval over units, and its kind.
 

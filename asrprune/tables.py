@@ -126,7 +126,7 @@ def build_table(
             base_wer = corpus_rate(errs(base), base["n_ref_words"].to_numpy())
             row["delta_wer_abs"] = row["wer"] - base_wer
             row["delta_wer_rel"] = row["delta_wer_abs"] / base_wer if base_wer else float("nan")
-            effect = paired_effect(errs(scores), errs(base), scores["n_ref_words"].to_numpy(), samples, seed,
+            effect = paired_effect(errs(scores), errs(base), scores["n_ref_words"].to_numpy(), samples=samples, seed=seed,
                                    groups=prompt_groups(base))
             row.update(p_value=effect.p, delta_ci_low=effect.low, delta_ci_high=effect.high, delta_ci_bound=effect.bound)
         else:

@@ -68,7 +68,7 @@ def test_identical_systems_give_p_one():
     totals = rng.integers(5, 15, 300)
     base = rng.binomial(totals, 0.10)
     assert paired_permutation_test(base, base, totals, 2000) == 1.0
-    assert paired_bootstrap(base, base, totals, 2000)[0] == 1.0
+    assert paired_bootstrap(base, base, totals, samples=2000)[0] == 1.0
     # Differences that cancel exactly: every sign pattern reaches the observed 0, so p = 1 from the
     # count itself, with no special case for it.
     other = base.copy()
@@ -87,7 +87,7 @@ def test_a_clearly_better_system_is_significant():
     assert p < 0.01
     assert p == 1 / 2001  # no sign pattern reaches it: the smallest p the add-one rule gives
     assert paired_permutation_test(base, worse, totals, 2000) == p  # two-sided
-    assert paired_bootstrap(worse, base, totals, 2000)[0] == p
+    assert paired_bootstrap(worse, base, totals, samples=2000)[0] == p
 
 
 def test_p_matches_the_exact_enumeration():
@@ -154,7 +154,7 @@ def test_paired_interval_brackets_the_observed_difference():
     totals = rng.integers(5, 15, 300)
     base = rng.binomial(totals, 0.10)
     worse = base + rng.binomial(totals, 0.03)
-    p, low, high = paired_bootstrap(worse, base, totals, 2000)
+    p, low, high = paired_bootstrap(worse, base, totals, samples=2000)
     observed = corpus_rate(worse, totals) - corpus_rate(base, totals)
     assert 0 < low < observed < high
     assert p < 0.01
@@ -191,7 +191,7 @@ def simulate(replicates: int = 400, samples: int = 999, alpha: float = 0.05):
     for r in range(replicates):
         a, b, words, prompts = clustered_null(r)
         for unit, groups in (("prompt", prompts), ("row", None)):
-            p, low, high = paired_bootstrap(a, b, words, samples, seed=r, groups=groups)
+            p, low, high = paired_bootstrap(a, b, words, samples=samples, seed=r, groups=groups)
             hits[unit][0] += low <= 0.0 <= high
             hits[unit][1] += p <= alpha
     return {u: (c / replicates, k / replicates) for u, (c, k) in hits.items()}
@@ -221,7 +221,7 @@ def test_prompt_resampling_holds_coverage_and_size_where_rows_do_not():
 def test_singleton_prompts_give_the_row_level_numbers_draw_for_draw():
     a, b, words, _ = clustered_null(1)
     ids = [f"u{i:03d}" for i in range(len(words))]
-    assert paired_bootstrap(a, b, words, 500, seed=2, groups=ids) == paired_bootstrap(a, b, words, 500, seed=2)
+    assert paired_bootstrap(a, b, words, samples=500, seed=2, groups=ids) == paired_bootstrap(a, b, words, samples=500, seed=2)
     assert bootstrap_ci(a, words, 500, seed=2, groups=ids) == bootstrap_ci(a, words, 500, seed=2)
 
 
@@ -229,7 +229,7 @@ def test_a_prompt_resample_takes_all_rows_of_a_prompt():
     # two prompts, each with rows that only ever appear together: every resampled difference is a
     # ratio of whole-prompt sums, so only three values are possible
     a, b, words = np.array([3, 3, 0, 0]), np.array([0, 0, 0, 0]), np.array([5, 5, 5, 5])
-    p, low, high = paired_bootstrap(a, b, words, 2000, groups=["x", "x", "y", "y"])
+    p, low, high = paired_bootstrap(a, b, words, samples=2000, groups=["x", "x", "y", "y"])
     assert {low, high} <= {0.0, 0.3, 0.6}
     assert paired_permutation_test(a, b, words, 2000, groups=["x", "x", "y", "y"]) > 0.4  # 2 of 4 patterns reach it
 
@@ -237,11 +237,11 @@ def test_a_prompt_resample_takes_all_rows_of_a_prompt():
 def test_no_change_gives_a_rule_of_three_bound_not_a_zero_width_interval():
     words = np.full(100, 10)
     same = np.arange(100) % 4
-    e = paired_effect(same, same, words, 500)
+    e = paired_effect(same, same, words, samples=500)
     assert e.bound and e.p == 1.0
     assert (e.low, e.high) == pytest.approx((-0.02996, 0.02996), abs=1e-4)  # ≈3 of 100 equal prompts
     # grouped: 50 prompts of two rows, so ≈3 of 50 prompts: twice as wide
-    grouped = paired_effect(same, same, words, 500, groups=np.arange(100) // 2)
+    grouped = paired_effect(same, same, words, samples=500, groups=np.arange(100) // 2)
     assert grouped.n_units == 50 and grouped.high == pytest.approx(2 * e.high)
     # the longest prompts set the bound
     assert no_change_bound(np.array([50, 10, 10, 10, 10, 10])) == pytest.approx((50 + 10 + 0.996 * 10) / 100, abs=1e-3)
