@@ -23,28 +23,31 @@ real tiny.en):
   ``bench/bench_decode.py`` compare the transcripts with ``generate``'s. Beam search, and
   generation configs that would add other logits processors, fall back to ``generate``.
 
-The encoder side is independent of the backend: it runs in full, or resumes from states that
-``asrprune.encoder_cache`` keeps on disk for variants that leave a prefix of the encoder untouched.
+The encoder side is independent of the backend: it runs in full, resumes from states that
+``asrprune.encoder_cache`` keeps on disk for variants that leave a prefix of the encoder untouched,
+or, for ``generate`` with fixed prompts and no usable cache entry, is left to ``generate``
+(asrprune.decode_cache).
 
-Here: `decode_frame` (its settings: asrprune.settings), which batches a dataset (asrprune.batches) and puts the
-pieces together: the encoder (asrprune.encoder), the encoder cache (asrprune.decode_cache), the
-fast loop (asrprune.greedy) or `generate` (asrprune.generation), one row per utterance.
+Here: `decode_frame` (its settings: asrprune.settings) batches a dataset (asrprune.batches) and,
+per batch, takes the encoder states from its source (asrprune.decode_cache), the prompts (fixed,
+or each utterance's detected language: asrprune.generation), the tokens from the decoder (the fast
+loop, asrprune.greedy, or `generate`), and makes one row per utterance.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from asrprune.batches import batch_chunks, chunk_features
+from asrprune.batches import batch_chunks
 from asrprune.components import model_is_multilingual
-from asrprune.decode_cache import CacheSpec, open_cache_entry
-from asrprune.encoder import encode, encoder_resume
+from asrprune.decode_cache import CacheSpec, EncodedBatch, EncoderSource, FeaturesOnly, FullEncoder, encoder_source
 from asrprune.generation import auto_prompts, detect_languages, generate_tokens, prompt_language
 from asrprune.greedy import fast_unsupported, greedy_decode, loop_constants
 from asrprune.settings import DecodeSettings, token_limit
@@ -76,6 +79,100 @@ def resolve_device(setting: str) -> torch.device:
 
 
 # ------------------------------------------------------------------------------------------------
+# Prompts
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """The decoder prompts of one batch."""
+
+    ids: list[int] | list[list[int]]  # one prompt for every row, or one per row
+    languages: list[str]  # the language each row decodes in
+    detected: bool = False  # one prompt per row, from language detection
+
+
+class FixedPrompts:
+    """The same prompt for every utterance."""
+
+    def __init__(self, model, prompt_ids: list[int]):
+        self.ids, self.language = prompt_ids, prompt_language(model, prompt_ids)
+
+    def for_batch(self, encoded: EncodedBatch, n_rows: int) -> Prompts:
+        return Prompts(self.ids, [self.language] * n_rows)
+
+
+class DetectedPrompts:
+    """Each utterance transcribed in the language detected from its encoder states (`decoding.language: auto`)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def for_batch(self, encoded: EncodedBatch, n_rows: int) -> Prompts:
+        ids = auto_prompts(self.model, detect_languages(self.model, encoded.hidden))
+        return Prompts(ids, [prompt_language(self.model, p) for p in ids], detected=True)
+
+
+def choose_prompts(model, prompt_ids: list[int], settings: DecodeSettings) -> FixedPrompts | DetectedPrompts:
+    """Detected per utterance when `decoding.language` is `auto` on a multilingual model, else fixed."""
+    if settings.language == "auto" and model_is_multilingual(model):
+        return DetectedPrompts(model)
+    return FixedPrompts(model, prompt_ids)
+
+
+# ------------------------------------------------------------------------------------------------
+# Decoders
+
+
+class Decoder(Protocol):
+    """A decoder backend, chosen once per job (`choose_decoder`)."""
+
+    backend: str  # its name in the log
+
+    def tokens(self, encoded: EncodedBatch, prompts: Prompts, limits: list[int]) -> list[list[int]]:
+        """The tokens after each row's prompt, at most its limit."""
+        ...
+
+
+class FastDecoder:
+    """The batched greedy loop (asrprune.greedy) on the encoder's states."""
+
+    backend = "fast"
+
+    def __init__(self, model):
+        self.model = model
+        self.constants = loop_constants(model, next(model.parameters()).device)
+
+    def tokens(self, encoded: EncodedBatch, prompts: Prompts, limits: list[int]) -> list[list[int]]:
+        return greedy_decode(self.model, encoded.hidden, prompts.ids, limits, self.constants)
+
+
+class GenerateDecoder:
+    """`model.generate` on the encoder's states, or on the features when it runs the encoder itself."""
+
+    backend = "generate"
+
+    def __init__(self, model, settings: DecodeSettings, generate_kwargs: dict[str, Any] | None):
+        self.model, self.settings, self.generate_kwargs = model, settings, generate_kwargs or {}
+
+    def tokens(self, encoded: EncodedBatch, prompts: Prompts, limits: list[int]) -> list[list[int]]:
+        kwargs = dict(self.generate_kwargs)
+        if prompts.detected:  # generate builds its own prompts: it is told each row's language
+            kwargs.update(language=prompts.languages, task="transcribe")
+        return generate_tokens(self.model, prompts.ids, limits, self.settings, features=encoded.features,
+                               encoder_hidden=encoded.hidden, generate_kwargs=kwargs)
+
+
+def choose_decoder(model, settings: DecodeSettings, generate_kwargs: dict[str, Any] | None) -> Decoder:
+    """The backend `settings` asks for; `generate` where the fast loop cannot reproduce it (logged)."""
+    if settings.backend == "fast":
+        why = fast_unsupported(model, settings, generate_kwargs)
+        if why is None:
+            return FastDecoder(model)
+        log.info("decoding with generate instead of the fast loop: %s", why)
+    return GenerateDecoder(model, settings, generate_kwargs)
+
+
+# ------------------------------------------------------------------------------------------------
 # A dataset
 
 
@@ -83,6 +180,7 @@ def _rows(
     chunk: pd.DataFrame, new_tokens: list[list[int]], limits: list[int], seconds: float, cached: bool, tokenizer, eos: int,
     languages: list[str],
 ) -> list[dict]:
+    """One batch's output rows (DECODE_COLUMNS): each hypothesis cut at its eos and detokenized."""
     rows = []
     for (_, rec), new, lim, language in zip(chunk.iterrows(), new_tokens, limits, languages):
         ended = eos in new
@@ -125,54 +223,31 @@ def decode_frame(
     into) the encoder cache; `decode_s` is each batch's wall time per utterance, including its share
     of writing the cache.
     """
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
+    chunks = batch_chunks(df, settings.batch_size)
+    decoder = choose_decoder(model, settings, generate_kwargs)
+    prompting = choose_prompts(model, prompt_ids, settings)
+    source: EncoderSource | None = encoder_source(model, processor, df, chunks, settings, cache) if cache else None
+    if source is None:
+        # generate runs the encoder itself, unless the prompts need the encoder's states first
+        reference = isinstance(decoder, GenerateDecoder) and isinstance(prompting, FixedPrompts)
+        source = FeaturesOnly(model, processor) if reference else FullEncoder(model, processor)
+
     tokenizer = processor.tokenizer
     eos = int(model.generation_config.eos_token_id)
     ceiling = model.config.max_target_positions - len(prompt_ids)
-    backend = settings.backend
-    if backend == "fast" and (why := fast_unsupported(model, settings, generate_kwargs)):
-        log.info("decoding with generate instead of the fast loop: %s", why)
-        backend = "generate"
-    constants = loop_constants(model, device) if backend == "fast" else None
-    # decoding.language auto: each utterance's language detected, then transcribed in it
-    auto = settings.language == "auto" and model_is_multilingual(model)
-    chunks = batch_chunks(df, settings.batch_size)
-    n_layers = model.config.encoder_layers
-    reader, written = open_cache_entry(model, processor, df, chunks, settings, cache) if cache else (None, {})
-    k = cache.resume_layer if reader is not None else n_layers
-
     rows: list[dict] = []
     bar = tqdm(total=len(df), desc="decode", unit="utt", mininterval=5)
     for i, chunk in enumerate(chunks):
         start = time.perf_counter()
         limits = [token_limit(float(d), settings, ceiling) for d in chunk["duration_s"]]
-        prompts: list[int] | list[list[int]] = prompt_ids
         with torch.inference_mode():
-            hidden = reader.get(i, device) if reader is not None else None
-            cached = hidden is not None and (i not in written or written[i][1])
-            if hidden is None and backend == "generate" and reader is None and not auto:
-                features = chunk_features(chunk, processor).to(device=device, dtype=dtype)
-                new = generate_tokens(model, prompt_ids, limits, settings, features=features, generate_kwargs=generate_kwargs)
-            else:
-                if hidden is None:
-                    features = chunk_features(chunk, processor).to(device=device, dtype=dtype)
-                    encoded = encode(model, features)
-                else:
-                    encoded = encoder_resume(model, hidden.to(dtype=dtype), k)
-                extra = dict(generate_kwargs or {})
-                if auto:
-                    prompts = auto_prompts(model, detect_languages(model, encoded))
-                    extra.update(language=[prompt_language(model, p) for p in prompts], task="transcribe")
-                if backend == "fast":
-                    new = greedy_decode(model, encoded, prompts, limits, constants)
-                else:
-                    new = generate_tokens(model, prompts, limits, settings, encoder_hidden=encoded, generate_kwargs=extra)
-        seconds = (time.perf_counter() - start + written.get(i, (0.0, False))[0]) / len(chunk)
-        per_row = prompts if auto else [prompt_ids] * len(chunk)
-        rows += _rows(chunk, new, limits, seconds, cached, tokenizer, eos, [prompt_language(model, p) for p in per_row])
+            encoded = source.states(i, chunk)
+            prompts = prompting.for_batch(encoded, len(chunk))
+            tokens = decoder.tokens(encoded, prompts, limits)
+        seconds = (time.perf_counter() - start + encoded.write_s) / len(chunk)
+        rows += _rows(chunk, tokens, limits, seconds, encoded.cached, tokenizer, eos, prompts.languages)
         bar.update(len(chunk))
     bar.close()
     n_cached = sum(r["encoder_cached"] for r in rows)
-    log.info("decoded %d utterances (%s backend), %d from cached encoder states", len(rows), backend, n_cached)
+    log.info("decoded %d utterances (%s backend), %d from cached encoder states", len(rows), decoder.backend, n_cached)
     return pd.DataFrame(rows, columns=DECODE_COLUMNS).sort_values("id", kind="stable").reset_index(drop=True)
