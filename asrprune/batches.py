@@ -64,7 +64,7 @@ def encode_targets(
 
 
 # The order of decoding and calibration batches: longest first (fewer padded decoder steps, OOM
-# early), ties by id. Part of the encoder-cache key (asrprune.decode_cache): batches must be
+# early), ties by id. Part of the encoder-cache key (asrprune.encoder_states): batches must be
 # reproduced exactly.
 BATCH_ORDER = "duration desc, id asc"
 

@@ -26,10 +26,10 @@ real tiny.en):
 The encoder side is independent of the backend: it runs in full, resumes from states that
 ``asrprune.encoder_cache`` keeps on disk for variants that leave a prefix of the encoder untouched,
 or, for ``generate`` with fixed prompts and no usable cache entry, is left to ``generate``
-(asrprune.decode_cache).
+(asrprune.encoder_states).
 
 Here: `decode_frame` (its settings: asrprune.settings) batches a dataset (asrprune.batches) and,
-per batch, takes the encoder states from its source (asrprune.decode_cache), the prompts (fixed,
+per batch, takes the encoder states from its source (asrprune.encoder_states), the prompts (fixed,
 or each utterance's detected language: asrprune.generation), the tokens from the decoder (the fast
 loop, asrprune.greedy, or `generate`), and makes one row per utterance.
 """
@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from asrprune.batches import batch_chunks
 from asrprune.components import model_is_multilingual
-from asrprune.decode_cache import CacheSpec, EncodedBatch, EncoderSource, FeaturesOnly, FullEncoder, encoder_source
+from asrprune.encoder_states import CacheSpec, EncodedBatch, EncoderSource, FeaturesOnly, FullEncoder, encoder_source
 from asrprune.generation import auto_prompts, detect_languages, generate_tokens, prompt_language
 from asrprune.greedy import fast_unsupported, greedy_decode, loop_constants
 from asrprune.settings import DecodeSettings, token_limit

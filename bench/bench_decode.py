@@ -53,7 +53,7 @@ from asrprune.io import read_split  # noqa: E402
 from asrprune.batches import batch_chunks  # noqa: E402
 from asrprune.decode import decode_frame  # noqa: E402
 from asrprune.settings import DecodeSettings, token_limit  # noqa: E402
-from asrprune.decode_cache import CacheSpec  # noqa: E402
+from asrprune.encoder_states import CacheSpec  # noqa: E402
 from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary, target_boundaries  # noqa: E402
 from asrprune.io import sha256_file  # noqa: E402
 from asrprune.models.load import generation_prompt_ids, load_model  # noqa: E402

@@ -22,7 +22,7 @@ import torch
 
 from asrprune.decode import decode_frame
 from asrprune.settings import DecodeSettings
-from asrprune.decode_cache import CacheSpec, cache_fields
+from asrprune.encoder_states import CacheSpec, cache_fields
 from asrprune.encoder_cache import (
     EncoderCache,
     EntryReader,
@@ -182,7 +182,7 @@ def test_keys_name_transformers_config_and_attention(processor, tmp_path, monkey
     implementation are the writer's: each is in the key, and an entry keyed without one is not found."""
     import transformers
 
-    from asrprune import decode_cache
+    from asrprune import encoder_states
 
     model = random_model(0)
     cache = EncoderCache.from_mb(tmp_path / "cache", 100)
@@ -197,15 +197,15 @@ def test_keys_name_transformers_config_and_attention(processor, tmp_path, monkey
         assert cache_key({k: v for k, v in fields.items() if k != name}) != base, name
 
     df = synthetic_frame(3)
-    real_fields = decode_cache.cache_fields
+    real_fields = encoder_states.cache_fields
     for name in ("transformers", "config_sha256", "attn_implementation"):
         root = tmp_path / name
         lacking = lambda *a, _n=name: {k: v for k, v in real_fields(*a).items() if k != _n}  # noqa: E731
-        monkeypatch.setattr(decode_cache, "cache_fields", lacking)
+        monkeypatch.setattr(encoder_states, "cache_fields", lacking)
         spec = _spec(EncoderCache.from_mb(root, 100), model)
         decode_frame(model, processor, PROMPT, df, SETTINGS, cache=spec)  # an entry keyed without `name`
         assert decode_frame(model, processor, PROMPT, df, SETTINGS, cache=spec).encoder_cached.all()
-        monkeypatch.setattr(decode_cache, "cache_fields", real_fields)
+        monkeypatch.setattr(encoder_states, "cache_fields", real_fields)
         again = decode_frame(model, processor, PROMPT, df, SETTINGS, cache=spec)
         assert not again.encoder_cached.any(), name  # not served: computed, and stored under the full key
         assert len(spec.cache.entries()) == 2

@@ -27,7 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # cache on disk), for the stages
     "formats": (
         "ct2", "ct2_convert", "models", "models.packages", "models.checkpoint", "models.sources",
-        "models.prepare", "models.load", "masks", "encoder_cache", "decode_cache", "decode", "plots",
+        "models.prepare", "models.load", "masks", "encoder_cache", "encoder_states", "decode", "plots",
         "usage", "claims_file", "datasets", "datasets.manifest", "datasets.external", "datasets.offline", "datasets.tts",
         "datasets.overlap",
     ),

@@ -48,7 +48,7 @@ def decode_variant(
     import torch
 
     from asrprune.decode import decode_frame, resolve_device
-    from asrprune.decode_cache import CacheSpec
+    from asrprune.encoder_states import CacheSpec
     from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary, target_boundaries
     from asrprune.io import read_split, sha256_file
     from asrprune.masks import apply_masks, check_base, load_mask_set
