@@ -132,7 +132,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 # results/store/ is the shared store; the other names are the folders of the layout before
-# experiments (results/tables/, ...), recognised as such (asrprune.plan.legacy_outputs).
+# experiments (results/tables/, ...), recognised as such (asrprune.layout.legacy_outputs).
 RESERVED_NAMES = ("store", "benchmarks", "cache", "checks", "data", "decode", "export", "findings", "logs",
                   "masks", "models", "plots", "scores", "sensitivity", "tables")
 

@@ -56,7 +56,7 @@ rule findings:
     params:
         benchmarks=f"{EXP}/benchmarks",
         # the shared jobs this experiment used (models, data sets), wherever they ran first
-        store_benchmarks=plan.store_benchmarks(config, STORE),
+        store_benchmarks=layout.store_benchmarks(config, STORE),
         config_hash=plan.config_hash(config),
         config_name=config.get("name", "config"),
     script:

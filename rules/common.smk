@@ -1,4 +1,4 @@
-# Validation and target assembly. All logic lives in asrprune.plan / asrprune.config, which unit
+# Validation and target assembly. All logic lives in asrprune.plan / asrprune.layout / asrprune.config, which unit
 # tests exercise without Snakemake; this file only adapts it.
 import os
 import sys
@@ -11,7 +11,7 @@ try:
 except ImportError:
     sys.path.insert(0, WORKFLOW_DIR)
 
-from asrprune import plan
+from asrprune import layout, plan
 from asrprune.config import validate_config
 from asrprune.settings import ConfigError
 from asrprune.strict_yaml import load_yaml
@@ -48,8 +48,8 @@ wildcard_constraints:
 
 
 # results/{name}/ holds what this experiment computes; results/store/ what any experiment can share
-# (models, data sets, encoder states), keyed by its definition (asrprune.plan.Layout).
-LAYOUT = plan.layout(config)
+# (models, data sets, encoder states), keyed by its definition (asrprune.layout.Layout).
+LAYOUT = layout.experiment_layout(config)
 EXP = LAYOUT.experiment
 STORE = LAYOUT.store
 # The config files this experiment comes from, recorded in results/{name}/experiment.json
@@ -59,22 +59,22 @@ try:
     check_output_root(LAYOUT.root)
 except NotADirectoryError as error:
     raise WorkflowError(error.strerror) from None
-LEGACY = plan.legacy_outputs(LAYOUT.root)
+LEGACY = layout.legacy_outputs(LAYOUT.root)
 if LEGACY:
-    raise WorkflowError(plan.legacy_layout_message(LAYOUT.root, LEGACY, LAYOUT.name))
+    raise WorkflowError(layout.legacy_layout_message(LAYOUT.root, LEGACY, LAYOUT.name))
 try:
-    plan.check_experiment_record(
-        read_json_or_none(f"{EXP}/{plan.EXPERIMENT_RECORD}"),
+    layout.check_experiment_record(
+        read_json_or_none(f"{EXP}/{layout.EXPERIMENT_RECORD}"),
         CONFIG_SOURCES,
         CONFIG_HASH,
         LAYOUT.name,
-        f"{EXP}/{plan.EXPERIMENT_RECORD}",
+        f"{EXP}/{layout.EXPERIMENT_RECORD}",
     )
     # layer ranges against the depth of every model already known (a local one, or one prepared)
     check_model_depths(
         config,
         {
-            m: known_depth(spec, plan.model_dir(config, m, STORE))
+            m: known_depth(spec, layout.model_dir(config, m, STORE))
             for m, spec in config["models"].items()
         },
     )
@@ -97,19 +97,19 @@ except (OSError, ValueError) as error:
 # under the same name. Not a rule: a config edit would rerun it and show in every dry run.
 onstart:
     write_json(
-        plan.experiment_record(config, CONFIG_SOURCES, CONFIG_HASH, STORE),
-        f"{EXP}/{plan.EXPERIMENT_RECORD}",
+        layout.experiment_record(config, CONFIG_SOURCES, CONFIG_HASH, STORE),
+        f"{EXP}/{layout.EXPERIMENT_RECORD}",
     )
 
 
 def model_dir(model):
     """The prepared model in the store."""
-    return plan.model_dir(config, model, STORE)
+    return layout.model_dir(config, model, STORE)
 
 
 def dataset_file(dataset):
     """The built data set in the store."""
-    return plan.dataset_file(config, dataset, STORE)
+    return layout.dataset_file(config, dataset, STORE)
 
 
 def get_final_targets():
@@ -131,11 +131,11 @@ def threads_of(rule_name):
 def get_prepare_model_params(wildcards):
     """The model's config entry, for the store key it is asked under (no other definition's)."""
     try:
-        plan.check_store_key(
+        layout.check_store_key(
             "model",
             wildcards.model,
             wildcards.key,
-            plan.model_key(config, wildcards.model),
+            layout.model_key(config, wildcards.model),
         )
     except (KeyError, ValueError) as error:
         raise WorkflowError(f"prepare_model: {error}") from None
@@ -148,15 +148,15 @@ _DATASET_CONTENT = {}
 def get_dataset_spec(wildcards):
     """The data set's spec, for the store key it is asked under (no other definition's)."""
     try:
-        plan.check_store_key(
+        layout.check_store_key(
             "dataset",
             wildcards.dataset,
             wildcards.key,
-            plan.dataset_key(config, wildcards.dataset),
+            layout.dataset_key(config, wildcards.dataset),
         )
     except (KeyError, ValueError) as error:
         raise WorkflowError(f"prepare_dataset: {error}") from None
-    spec = plan.dataset_spec(config, wildcards.dataset)
+    spec = layout.dataset_spec(config, wildcards.dataset)
     # The sha256 of every file of the user's it reads: a clip replaced by other bytes reruns the set
     # even when its mtime did not move (cp -p). Hashed once per DAG build.
     if wildcards.dataset not in _DATASET_CONTENT:

@@ -1,5 +1,5 @@
 # Shared work: a prepared model and a built data set go into the store under a key of their
-# definition (asrprune.plan.Layout), once for every experiment that asks for the same thing.
+# definition (asrprune.layout.Layout), once for every experiment that asks for the same thing.
 rule prepare_model:
     output:
         model_dir=directory(f"{STORE}/models/{{model}}-{{key}}"),

@@ -61,7 +61,7 @@ def experiment_config(workdir: Path) -> Path:
 
     Editing *this* file is editing the experiment (results/default/experiment.json records it):
     Snakemake reruns what changed. Another file with another definition under the same name is
-    another experiment and is refused (asrprune.plan.check_experiment_record).
+    another experiment and is refused (asrprune.layout.check_experiment_record).
     """
     return workdir.parent / f"{workdir.name}.yaml"
 
@@ -125,7 +125,7 @@ def tiny_en(tiny_en_dir):
 @pytest.fixture(scope="session")
 def default_test_sets(tmp_path_factory) -> dict[str, Path]:
     """The default config's test sets (ivr, tts_clean, tts_noisy), built once per test run."""
-    from asrprune import plan
+    from asrprune import layout
     from asrprune.datasets import build_dataset
 
     config = default_config()
@@ -133,5 +133,5 @@ def default_test_sets(tmp_path_factory) -> dict[str, Path]:
     paths = {}
     for name in DEFAULT_TEST_SETS:  # tts_noisy degrades tts_clean: built after it, in the same folder
         paths[name] = out / f"{name}.parquet"
-        build_dataset(name, plan.dataset_spec(config, name), paths[name], threads=2)
+        build_dataset(name, layout.dataset_spec(config, name), paths[name], threads=2)
     return paths

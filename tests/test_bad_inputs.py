@@ -28,7 +28,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from asrprune import plan
+from asrprune import layout
 from asrprune.config import validate_config
 from asrprune.settings import ConfigError
 from asrprune.strict_yaml import load_yaml
@@ -990,7 +990,7 @@ def _missing_model_config(tmp: Path) -> tuple[Path, str]:
     config["models"] = {"gone": {"source": "local", "path": str(tmp / "no-such-model")}}
     path = tmp / "gone.yaml"
     path.write_text(yaml.safe_dump(config))
-    return path, plan.model_dir(validate_config(load_yaml(path)), "gone", "results/store")
+    return path, layout.model_dir(validate_config(load_yaml(path)), "gone", "results/store")
 
 
 def _results_is_a_file(tmp: Path) -> tuple[Path, str]:

@@ -32,7 +32,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "datasets.overlap",
     ),
     # which jobs, with which params (rules/common.smk calls these; none runs a stage)
-    "planning": ("config", "preflight", "plan"),
+    "planning": ("config", "preflight", "layout", "plan"),
     # one module per rule, each `run(job)`: every read and write of a job
     "stages": ("stages", "stages.*"),
     # process set-up and `run_stage`, the whole of every scripts/NAME.py
