@@ -1,6 +1,5 @@
 """Schedule ablations: names, one grid entry planning every variant, and masks exact against the full schedule."""
 
-import copy
 import json
 import re
 from pathlib import Path

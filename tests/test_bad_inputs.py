@@ -1133,7 +1133,8 @@ def test_a_claim_on_error_free_utterances_is_inconclusive_not_contradicted():
     interval is now a bound (rule of three over the prompts) and the verdict inconclusive."""
     import pandas as pd
 
-    from asrprune.claims import Claim, delta_row
+    from asrprune.claim_verdicts import delta_row
+    from asrprune.claims import Claim
 
     frame = pd.DataFrame({"id": ["a", "b", "c"], "substitutions": [0, 0, 0], "deletions": [0, 0, 0],
                           "insertions": [0, 0, 0], "n_ref_words": [3, 4, 2]})

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from asrprune import claim_verdicts as V
 from asrprune import claims as C
 from asrprune.variants import Variant
 
@@ -88,7 +89,7 @@ def claim(outcome, points=0.0, **kw):
 
 
 def test_a_clearly_better_variant_supports_improves_and_pools_the_sets():
-    table = C.evaluate_claims(claim("improves", datasets=["pool", "a"], decide_on=["pool"]), {"pool": ["a", "b"]},
+    table = V.evaluate_claims(claim("improves", datasets=["pool", "a"], decide_on=["pool"]), {"pool": ["a", "b"]},
                               synthetic(-1), ["a", "b"], samples=500)
     pooled = table[table["dataset"] == "pool"].iloc[0]
     assert pooled["decides"] and pooled["pooled"] and pooled["sets"] == "a,b"
@@ -108,13 +109,13 @@ def test_identical_systems_get_a_bound_not_a_zero_width_interval():
     """No utterance changed: the interval is the rule-of-three bound (≈3 of the prompts changing by their
     words), so a tight "within ±1" is not supported on no evidence, and a wider margin is."""
     same = synthetic(0)
-    tight = C.evaluate_claims(claim("neutral", 1.0), {}, same, ["a", "b"], samples=200)
+    tight = V.evaluate_claims(claim("neutral", 1.0), {}, same, ["a", "b"], samples=200)
     assert set(tight["verdict"]) == {"inconclusive"}
     assert tight["ci_bound"].all() and (tight["ci_low"] < 0).all() and (tight["ci_high"] > 0.01).all()
     assert tight["verdict_basis"].str.contains("no prompt changed: rule-of-three bound").all()
-    wide = C.evaluate_claims(claim("neutral", 3.0), {}, same, ["a", "b"], samples=200)
+    wide = V.evaluate_claims(claim("neutral", 3.0), {}, same, ["a", "b"], samples=200)
     assert set(wide["verdict"]) == {"supported"}
-    improves = C.evaluate_claims(claim("improves"), {}, same, ["a", "b"], samples=200)
+    improves = V.evaluate_claims(claim("improves"), {}, same, ["a", "b"], samples=200)
     assert set(improves["verdict"]) == {"inconclusive"}  # no change does not rule out a small gain
     # no listed set present: every test set and their pool, the pool decides
     assert list(improves["dataset"]) == ["a", "b", C.ALL_SETS]
@@ -123,12 +124,12 @@ def test_identical_systems_get_a_bound_not_a_zero_width_interval():
 
 def test_a_worse_variant_degrades_and_collapses_reads_the_variants_own_wer():
     worse = synthetic(3)
-    deg = C.evaluate_claims(claim("degrades", 1.0), {}, worse, ["a"], samples=300)
+    deg = V.evaluate_claims(claim("degrades", 1.0), {}, worse, ["a"], samples=300)
     assert deg.iloc[0]["verdict"] == "supported"
-    col = C.evaluate_claims(claim("collapses", 20.0), {}, worse, ["a"], samples=300)
+    col = V.evaluate_claims(claim("collapses", 20.0), {}, worse, ["a"], samples=300)
     row = col.iloc[0]
     assert row["wer_variant_ci_low"] > 0.20 and row["verdict"] == "supported"
-    high_bar = C.evaluate_claims(claim("collapses", 90.0), {}, worse, ["a"], samples=300)
+    high_bar = V.evaluate_claims(claim("collapses", 90.0), {}, worse, ["a"], samples=300)
     assert high_bar.iloc[0]["verdict"] == "contradicted"
 
 
@@ -136,12 +137,12 @@ def test_unpaired_utterances_are_refused():
     data = synthetic(0, sets=("a",))
     data[("m", "v", "a")] = data[("m", "v", "a")].assign(id=[f"x{i:03d}" for i in range(200)])
     with pytest.raises(ValueError, match="different utterances"):
-        C.evaluate_claims(claim("improves"), {}, data, ["a"], samples=10)
+        V.evaluate_claims(claim("improves"), {}, data, ["a"], samples=10)
 
 
 def test_claims_whose_variant_was_not_run_are_left_out():
-    table = C.evaluate_claims(claim("improves", variant="not-run"), {}, synthetic(-1), ["a"], samples=10)
-    assert table.empty and list(table.columns) == C.CLAIM_COLUMNS
+    table = V.evaluate_claims(claim("improves", variant="not-run"), {}, synthetic(-1), ["a"], samples=10)
+    assert table.empty and list(table.columns) == V.CLAIM_COLUMNS
 
 
 def test_damage_ranking_follows_the_predicted_order():
@@ -155,10 +156,10 @@ def test_damage_ranking_follows_the_predicted_order():
         data[("m", f"v{k}", "a")] = scores(errs.tolist(), words.tolist())
         predicted.append({"model": "m", "variant": f"v{k}", "predicted_damage": float(k)})
     spec = {"claims": [{"id": "R", "expect": "ranks_damage"}]}
-    agree = C.evaluate_claims(C.parse_claims(spec)[0], {}, data, ["a"], pd.DataFrame(predicted), samples=300)
+    agree = V.evaluate_claims(C.parse_claims(spec)[0], {}, data, ["a"], pd.DataFrame(predicted), samples=300)
     assert agree.iloc[0]["effect_abs"] == pytest.approx(1.0) and agree.iloc[0]["verdict"] == "supported"
     reverse = pd.DataFrame(predicted).assign(predicted_damage=lambda d: -d["predicted_damage"])
-    disagree = C.evaluate_claims(C.parse_claims(spec)[0], {}, data, ["a"], reverse, samples=300)
+    disagree = V.evaluate_claims(C.parse_claims(spec)[0], {}, data, ["a"], reverse, samples=300)
     assert disagree.iloc[0]["verdict"] == "contradicted"
 
 
@@ -218,7 +219,7 @@ def test_the_findings_document_is_made_from_the_table_and_regenerates_identicall
 
     data = synthetic(-1)
     data.update({("m2", v, s): f for (_, v, s), f in synthetic(2, seed=5).items()})
-    table = C.evaluate_claims(claim("improves", datasets=["pool"], decide_on=["pool"]), {"pool": ["a", "b"]}, data,
+    table = V.evaluate_claims(claim("improves", datasets=["pool"], decide_on=["pool"]), {"pool": ["a", "b"]}, data,
                               ["a", "b"], samples=200)
     claims_path = tmp_path / "claims.parquet"
     table.to_parquet(claims_path)
@@ -262,14 +263,14 @@ def with_prompts(data, copies_share=True):
 
 def test_a_pool_resamples_prompts_across_its_sets():
     data = with_prompts(synthetic(-1))
-    table = C.evaluate_claims(claim("improves", datasets=["pool", "a"], decide_on=["pool"]), {"pool": ["a", "b"]},
+    table = V.evaluate_claims(claim("improves", datasets=["pool", "a"], decide_on=["pool"]), {"pool": ["a", "b"]},
                               data, ["a", "b"], samples=300)
     pooled = table[table["dataset"] == "pool"].iloc[0]
     single = table[table["dataset"] == "a"].iloc[0]
     assert pooled["resampling_unit"] == "prompt" and pooled["n_units"] == 50 and pooled["n_utts"] == 400
     assert single["n_units"] == 50
     # the same rows without prompt ids: every row its own unit, and a narrower (overconfident) interval
-    rows = C.evaluate_claims(claim("improves", datasets=["pool"]), {"pool": ["a", "b"]}, synthetic(-1), ["a", "b"],
+    rows = V.evaluate_claims(claim("improves", datasets=["pool"]), {"pool": ["a", "b"]}, synthetic(-1), ["a", "b"],
                              samples=300).iloc[0]
     assert rows["resampling_unit"] == "utterance" and rows["n_units"] == 400
     assert rows["effect_abs"] == pytest.approx(pooled["effect_abs"])
@@ -288,8 +289,8 @@ def collapsed_pair(n=120, runaway_share=0.5, seed=3):
 
 def test_a_collapsed_variant_is_decided_on_the_bounded_measure_with_runaways_counted():
     data, loops = collapsed_pair()
-    raw = C.evaluate_claims(claim("degrades", 20.0), {}, data, ["a"], samples=300).iloc[0]
-    bounded = C.evaluate_claims(claim("degrades", 20.0, measure="bounded"), {}, data, ["a"], samples=300).iloc[0]
+    raw = V.evaluate_claims(claim("degrades", 20.0), {}, data, ["a"], samples=300).iloc[0]
+    bounded = V.evaluate_claims(claim("degrades", 20.0, measure="bounded"), {}, data, ["a"], samples=300).iloc[0]
     assert raw["n_runaway_variant"] == loops and raw["n_runaway_reference"] == 0
     assert raw["wer_variant"] > 5  # the raw WER measures the token cap
     assert bounded["wer_variant_bounded"] <= 1 and bounded["effect_bounded"] < 1
@@ -306,7 +307,7 @@ def test_the_deciding_rows_form_the_family_and_get_a_wider_interval():
         {"id": "A", "variant": "v", "expect": "improves", "datasets": ["pool", "a", "b"], "decide_on": ["pool"]},
         {"id": "B", "variant": "v", "expect": {"neutral": 50.0}, "datasets": ["pool", "a"], "decide_on": ["pool"]},
     ]})[0]
-    table = C.evaluate_claims(claims, {"pool": ["a", "b"]}, data, ["a", "b"], samples=300,
+    table = V.evaluate_claims(claims, {"pool": ["a", "b"]}, data, ["a", "b"], samples=300,
                               policy=C.Policy("bonferroni", 0.05, "deciding"))
     deciding = table[table["decides"]]
     assert (deciding["family_size"] == 2).all() and np.allclose(deciding["level_adjusted"], 0.975)
@@ -314,7 +315,7 @@ def test_the_deciding_rows_form_the_family_and_get_a_wider_interval():
     assert set(deciding["verdict_adjusted"]) <= set(C.VERDICTS)
     assert (table.loc[~table["decides"], "verdict_adjusted"] == "").all()  # per-set rows: descriptive
     assert np.allclose(deciding["p_adjusted"], np.minimum(1, 2 * deciding["p_value"]))
-    none = C.evaluate_claims(claims, {"pool": ["a", "b"]}, data, ["a", "b"], samples=300, policy=C.Policy("none"))
+    none = V.evaluate_claims(claims, {"pool": ["a", "b"]}, data, ["a", "b"], samples=300, policy=C.Policy("none"))
     d = none[none["decides"]]
     assert list(d["verdict_adjusted"]) == list(d["verdict"])
 
@@ -363,20 +364,20 @@ def test_damage_ranking_over_variants_sets_collapsed_variants_apart():
     loops = np.arange(n) % 2 == 0
     data[("m", "vx", "a")] = scores(np.where(loops, 140, base).tolist(), words.tolist()).assign(runaway=loops)
     predicted.append({"model": "m", "variant": "vx", "predicted_damage": -1.0})
-    row = C.evaluate_claims(C.parse_claims({"claims": [{"id": "R", "expect": "ranks_damage"}]})[0], {}, data, ["a"],
+    row = V.evaluate_claims(C.parse_claims({"claims": [{"id": "R", "expect": "ranks_damage"}]})[0], {}, data, ["a"],
                             pd.DataFrame(predicted), samples=200).iloc[0]
     assert row["collapsed_variants"] == "vx" and row["n_variants"] == 5
     assert row["rho_variants"] == pytest.approx(1.0)
     assert row["p_variants"] == pytest.approx(1 / 120)  # exact: one of 5! orderings reaches ρ = 1
     assert row["verdict"] == "supported" and "permutation test over 5 variants" in row["verdict_basis"]
-    assert C.variant_permutation_test(np.arange(4.0), np.arange(4.0)[::-1])[2] == pytest.approx(1 / 24)
+    assert V.variant_permutation_test(np.arange(4.0), np.arange(4.0)[::-1])[2] == pytest.approx(1 / 24)
 
 
 def test_the_findings_show_adjusted_verdicts_and_what_changed(tmp_path):
     from asrprune.findings import changed_markdown, claims_markdown, policy_markdown
 
     data = with_prompts(synthetic(-1))
-    table = C.evaluate_claims(claim("improves", datasets=["pool", "a"], decide_on=["pool"]), {"pool": ["a", "b"]}, data,
+    table = V.evaluate_claims(claim("improves", datasets=["pool", "a"], decide_on=["pool"]), {"pool": ["a", "b"]}, data,
                               ["a", "b"], samples=200)
     text = claims_markdown(table, ["m"])
     assert "(adj. " in text and "| 50 prompts |" in text
@@ -394,7 +395,7 @@ def test_the_findings_stage_reads_the_policy_and_a_frozen_previous_table(tmp_pat
     from asrprune.stages.findings import write_findings
 
     data = with_prompts(synthetic(-1))
-    table = C.evaluate_claims(claim("improves", datasets=["pool"], decide_on=["pool"]), {"pool": ["a", "b"]}, data,
+    table = V.evaluate_claims(claim("improves", datasets=["pool"], decide_on=["pool"]), {"pool": ["a", "b"]}, data,
                               ["a", "b"], samples=200)
     table.to_parquet(tmp_path / "claims.parquet")
     pd.DataFrame([{"model": "m", "variant": "baseline", "dataset": "a", "wer": 0.1, "n_ref_words": 100,

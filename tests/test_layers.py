@@ -20,7 +20,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # values in, values out, side by side, no file I/O
     "numerical": (
         "audio", "metrics", "stats", "flops", "damage", "encoder", "greedy", "generation", "allocation",
-        "methods", "labels", "sensitivity", "activations", "batches", "claims", "findings", "tables",
+        "methods", "labels", "sensitivity", "activations", "batches", "claims", "claim_verdicts", "findings", "tables",
         "datasets.schema", "datasets.degradations", "datasets.sentences",
     ),
     # the workflow's formats and sources: each reads or writes one kind of file (or drives the encoder

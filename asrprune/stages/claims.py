@@ -1,4 +1,4 @@
-"""claims: score files + config/claims.yaml -> results/{name}/tables/claims.parquet (+ CSV twin, forest plot) (asrprune.claims)."""
+"""claims: score files + config/claims.yaml -> results/{name}/tables/claims.parquet (+ CSV twin, forest plot) (asrprune.claim_verdicts)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from asrprune.claims import evaluate_claims
+from asrprune.claim_verdicts import evaluate_claims
 from asrprune.claims_file import load_claims_file, load_policy
 from asrprune.job import Job
 
