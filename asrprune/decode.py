@@ -69,15 +69,6 @@ DECODE_COLUMNS = [
 ]
 
 
-def resolve_device(setting: str) -> torch.device:
-    """`auto` picks CUDA when present, else CPU; asking for CUDA without one is an error."""
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("decoding.device = 'cuda' but no CUDA device is visible: expected a GPU or device 'auto'/'cpu'")
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(setting)
-
-
 # ------------------------------------------------------------------------------------------------
 # Prompts
 

@@ -13,9 +13,12 @@ import math
 from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    import torch
 
 class ConfigError(ValueError):
     """A config (or claims) file is invalid; the message names the key, its value and what was expected."""
@@ -100,3 +103,15 @@ def token_limit(duration_s: float, settings: DecodeSettings, ceiling: int) -> in
     far longer than that is a runaway loop, and stopping it early saves time without changing
     any hypothesis that ends normally."""
     return min(ceiling, math.ceil(duration_s * settings.max_tokens_per_second) + settings.max_tokens_margin)
+
+
+def resolve_device(setting: str) -> torch.device:
+    """The torch device a `device:` setting (decoding, calibration) names: `auto` picks CUDA when present,
+    else CPU; asking for CUDA without one is an error."""
+    import torch  # here: the settings are read by torch-free planning too
+
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("decoding.device = 'cuda' but no CUDA device is visible: expected a GPU or device 'auto'/'cpu'")
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from asrprune.decode import resolve_device
+from asrprune.settings import resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
 

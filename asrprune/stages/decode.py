@@ -47,7 +47,8 @@ def decode_variant(
     """
     import torch
 
-    from asrprune.decode import decode_frame, resolve_device
+    from asrprune.decode import decode_frame
+    from asrprune.settings import resolve_device
     from asrprune.encoder_states import CacheSpec
     from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary, target_boundaries
     from asrprune.io import read_split, sha256_file

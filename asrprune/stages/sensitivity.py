@@ -64,7 +64,7 @@ def run_sensitivity(
     """
     from asrprune.batches import iter_batches, select_utterances
     from asrprune.io import read_split
-    from asrprune.decode import resolve_device
+    from asrprune.settings import resolve_device
     from asrprune.io import write_json, write_parquet
     from asrprune.labels import eos_ids
     from asrprune.models.load import generation_prompt_ids, load_model
