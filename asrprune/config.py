@@ -14,7 +14,7 @@ import jsonschema
 
 from asrprune.components import parse_target
 from asrprune.schedules import resolve_schedule
-from asrprune.settings import ConfigError, schema
+from asrprune.settings import ConfigError, dataset_option, schema
 from asrprune.variants import check_ablation, check_method
 
 
@@ -71,7 +71,8 @@ def _fill_defaults(validator_cls):
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
             for name, sub in properties.items():
-                if isinstance(sub, dict) and "default" in sub:
+                # a data set entry's default is applied where it is read (settings.dataset_option)
+                if isinstance(sub, dict) and "default" in sub and not sub.get("x-applied-when-read"):
                     # a copy: the schema is read once and shared, and a config is edited in place
                     instance.setdefault(name, copy.deepcopy(sub["default"]))
         yield from validate_properties(validator, properties, instance, schema)
@@ -146,7 +147,7 @@ def _check_references(config: dict[str, Any]) -> None:
         )
     datasets = config["datasets"]
     if "dataset" not in config["calibration"]:
-        roles = [n for n, spec in datasets.items() if spec.get("role", "test") == "calibration"]
+        roles = [n for n, spec in datasets.items() if dataset_option(spec, "role") == "calibration"]
         if len(roles) != 1:
             raise ConfigError(
                 "calibration.dataset is not set and "
@@ -157,18 +158,18 @@ def _check_references(config: dict[str, Any]) -> None:
     calib = config["calibration"]["dataset"]
     if calib not in datasets:
         raise ConfigError(f"calibration.dataset = {calib!r}: expected one of the datasets {sorted(datasets)}")
-    if datasets[calib].get("role", "test") != "calibration":
+    if dataset_option(datasets[calib], "role") != "calibration":
         raise ConfigError(
             f"datasets.{calib}.role must be 'calibration' because calibration.dataset names it: a test set "
             "can never be the calibration set"
         )
-    if not any(spec.get("role", "test") == "test" for spec in datasets.values()):
+    if not any(dataset_option(spec, "role") == "test" for spec in datasets.values()):
         raise ConfigError("datasets: no dataset has role 'test': expected at least one test set to decode")
     for name, spec in datasets.items():
         of = spec.get("of")
         if of is not None and of not in datasets:
             raise ConfigError(f"datasets.{name}.of = {of!r}: expected one of the datasets {sorted(datasets)}")
-    tests = [n for n, spec in datasets.items() if spec.get("role", "test") == "test"]
+    tests = [n for n, spec in datasets.items() if dataset_option(spec, "role") == "test"]
     for i, entry in enumerate(config["pruning"]["grid"]):
         for target in entry.get("targets", []):
             try:
@@ -265,9 +266,9 @@ def _check_calibration_apart(config: dict[str, Any]) -> None:
     if config["calibration"].get("allow_overlap"):
         return
     datasets = config["datasets"]
-    calibration = [n for n, s in datasets.items() if s.get("role", "test") == "calibration"]
+    calibration = [n for n, s in datasets.items() if dataset_option(s, "role") == "calibration"]
     for name, spec in datasets.items():
-        if spec.get("role", "test") != "test":
+        if dataset_option(spec, "role") != "test":
             continue
         if spec.get("of") in calibration:
             raise ConfigError(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from asrprune.layout import dataset_file, definition_key, model_dir
+from asrprune.settings import dataset_option
 from asrprune.variants import BASELINE, METHODS, Variant, by_id, grid, grid_entries
 
 # Where the Snakefile lives: a relative claims path is looked up here when the working directory lacks it.
@@ -31,7 +32,7 @@ def variant_by_id(config: dict[str, Any], vid: str) -> Variant:
 
 def evaluation_sets(config: dict[str, Any]) -> list[str]:
     """Datasets that are decoded and scored."""
-    return [name for name, spec in config["datasets"].items() if spec.get("role", "test") == "test"]
+    return [name for name, spec in config["datasets"].items() if dataset_option(spec, "role") == "test"]
 
 
 def calibration_set(config: dict[str, Any]) -> str:

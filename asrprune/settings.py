@@ -20,6 +20,7 @@ import yaml
 if TYPE_CHECKING:
     import torch
 
+
 class ConfigError(ValueError):
     """A config (or claims) file is invalid; the message names the key, its value and what was expected."""
 
@@ -38,6 +39,15 @@ def schema_defaults(section: str) -> dict[str, Any]:
     """The schema's default of every key of the top-level `section` that declares one."""
     props = schema()["properties"][section]["properties"]
     return {name: sub["default"] for name, sub in props.items() if isinstance(sub, dict) and "default" in sub}
+
+
+def dataset_option(spec: dict[str, Any], key: str) -> Any:
+    """A data set entry's `key`: as the config gives it, else the schema's default, which is applied
+    here, where it is read, and never written into the config (x-applied-when-read), so a data
+    set's store key is what its config wrote."""
+    if key in spec:
+        return spec[key]
+    return schema()["$defs"]["dataset"]["properties"][key]["default"]
 
 
 def schema_enum(section: str, key: str) -> tuple[Any, ...]:

@@ -11,9 +11,7 @@ import pytest
 import yaml
 
 from asrprune.config import validate_config
-
-from asrprune.settings import ConfigError
-
+from asrprune.settings import ConfigError, dataset_option, schema
 from asrprune.strict_yaml import load_yaml
 from asrprune import plan
 
@@ -110,3 +108,21 @@ def test_snakemake_stops_before_any_job(tmp_path, default_config):
     assert out.returncode != 0
     assert "pruning.grid[0].sparsities[1] = 150" in out.stdout + out.stderr
     assert not (tmp_path / "wd" / "results").exists()
+
+
+def test_data_set_defaults_come_from_the_schema_and_stay_out_of_the_config(default_config):
+    """A data set's build options (seed, voices, columns, ...) default from the schema, the one place
+    defaults live, but only where they are read: filling them into the config would change every
+    data set's store key (asrprune.layout.dataset_key) and rebuild it."""
+    config = validate_config(default_config)
+    applied_on_read = {k for k, sub in schema()["$defs"]["dataset"]["properties"].items() if sub.get("x-applied-when-read")}
+    assert {"seed", "voices", "prefix", "on_long", "on_empty_reference", "audio_column"} <= applied_on_read
+    written = load_yaml(REPO / "config.yaml")["datasets"]
+    for name, spec in config["datasets"].items():
+        assert applied_on_read & set(spec) == applied_on_read & set(written[name]), name  # none filled in
+    assert "seed" not in config["datasets"]["ivr"]
+    assert config["datasets"]["ivr"]["role"] == "test"  # not marked: filled in, as the config hash has it
+    ivr = config["datasets"]["ivr"]
+    assert dataset_option(ivr, "seed") == 0 and dataset_option({**ivr, "seed": 7}, "seed") == 7
+    assert dataset_option(ivr, "voices") == ["festival:cmu_us_slt_arctic_hts", "flite:rms", "flite:awb"]
+    assert dataset_option({"audio_column": "wav"}, "audio_column") == "wav"

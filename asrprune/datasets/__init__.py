@@ -18,6 +18,7 @@ from typing import Any
 
 from asrprune.datasets.schema import AUDIO_SCHEMA, make_table, validate_table
 from asrprune.io import write_parquet
+from asrprune.settings import dataset_option
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def build_dataset(name: str, spec: Mapping[str, Any], out_path: Path,
         "dataset": name,
         "source": source,
         "spec": spec,
-        "seed": spec.get("seed", 0),
+        "seed": dataset_option(spec, "seed"),
         "packages": debian_versions(packages),
         "python": python,
         "n_utts": table.num_rows,

@@ -19,6 +19,7 @@ from asrprune.audio import MAX_SECONDS, PCM_PEAK, SAMPLE_RATE, decode_audio, enc
 from asrprune.datasets.manifest import audio_path, local_parquet_files, read_manifest_rows
 from asrprune.datasets.offline import max_utts_of
 from asrprune.datasets.sentences import normalize_text, ranked
+from asrprune.settings import dataset_option
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def unscorable(texts: list[str]) -> list[int]:
 def _drop_unscorable(ids: list[str], texts: list[str], spec: dict, where: str) -> tuple[list[int], list[str]]:
     """Positions to keep and the ids left out: transcripts that normalize to nothing are refused,
     or with `on_empty_reference: skip` left out (and listed in the provenance)."""
-    policy = spec.get("on_empty_reference", "error")
+    policy = dataset_option(spec, "on_empty_reference")
     if policy not in ("error", "skip"):
         raise ValueError(f"{where}: on_empty_reference is {policy!r}; expected 'error' or 'skip'")
     bad = unscorable(texts)
@@ -77,12 +78,12 @@ def _pick_rows(ids: list[str], spec: dict, load: Any, where: str,
     `on_long: skip`; skipped ids are returned so the provenance records them.
     """
     n = max_utts_of(spec)
-    on_long = spec.get("on_long", "error")
+    on_long = dataset_option(spec, "on_long")
     if on_long not in ("error", "skip"):
         raise ValueError(f"{where}: on_long is {on_long!r}; expected 'error' or 'skip'")
     index = {u: k for k, u in enumerate(ids)}
     rows, skipped = [], []
-    for utt in ranked(ids, int(spec.get("seed", 0))):
+    for utt in ranked(ids, int(dataset_option(spec, "seed"))):
         if n is not None and len(rows) >= n:
             break
         data, text = load(index[utt])
@@ -153,7 +154,7 @@ def _datasets_table(target: str, split: str, cols: list[str], spec: dict) -> pa.
     """
     import datasets
 
-    audio_col = spec.get("audio_column", "audio")
+    audio_col = dataset_option(spec, "audio_column")
     if spec.get("data_files"):
         ds = datasets.load_dataset("parquet", data_files=spec["data_files"], split=split)
     else:
@@ -169,9 +170,9 @@ def build_hf_parquet(spec: dict, threads: int = 1) -> tuple[list[dict], dict]:
     if not target:
         raise ValueError("hf-parquet: `path_or_repo` is missing; expected a Parquet path or hub repo id")
     split = spec.get("split")
-    audio_col = spec.get("audio_column", "audio")
-    text_col = spec.get("text_column", "text")
-    id_col = spec.get("id_column", "id")
+    audio_col = dataset_option(spec, "audio_column")
+    text_col = dataset_option(spec, "text_column")
+    id_col = dataset_option(spec, "id_column")
     cols = [c for c in (id_col, audio_col, text_col) if c is not None]
     # `via: datasets` (or `data_files`) sends local files through datasets.load_dataset too
     via_datasets = spec.get("via") == "datasets" or bool(spec.get("data_files"))

@@ -34,6 +34,7 @@ from asrprune.datasets.sentences import (
     utterance_rng,
 )
 from asrprune.datasets.tts import check_voice, map_threads, synthesize, voice_packages, voice_slug
+from asrprune.settings import dataset_option
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ ASTERISK_PACKAGES = ("asterisk-core-sounds-en-wav", "asterisk-core-sounds-en")
 # Sentences whose recording is longer than this are left out of both pools: a TTS voice reads more
 # slowly than Allison on some prompts, and anything over 30 s would be rejected (audio.MAX_SECONDS).
 POOL_MAX_SECONDS = 20.0
-DEFAULT_VOICES = ("festival:cmu_us_slt_arctic_hts", "flite:rms", "flite:awb")
 
 
 
@@ -196,7 +196,7 @@ def max_utts_of(spec: dict) -> int | None:
 
 
 def _voices(spec: dict, minimum: int) -> list[str]:
-    voices = list(spec.get("voices", DEFAULT_VOICES))
+    voices = list(dataset_option(spec, "voices"))
     if len(voices) < minimum:
         raise ValueError(f"voices {voices}: expected at least {minimum} voice(s)")
     if len(set(voices)) != len(voices):
@@ -205,7 +205,7 @@ def _voices(spec: dict, minimum: int) -> list[str]:
 
 
 def _catalog(spec: dict) -> Catalog:
-    return load_catalog(str(spec.get("prefix", "/")))
+    return load_catalog(str(dataset_option(spec, "prefix")))
 
 
 def pool_summary(cat: Catalog) -> dict:
@@ -225,7 +225,7 @@ def build_ivr(spec: dict, threads: int = 1) -> tuple[list[dict], dict]:
     """Real Allison recordings of test-pool sentences."""
     cat = _catalog(spec)
     prompts = {p.name: (p, s) for s in cat.eligible("test") for p in s.prompts}
-    chosen = select(prompts, max_utts_of(spec), int(spec.get("seed", 0)))
+    chosen = select(prompts, max_utts_of(spec), int(dataset_option(spec, "seed")))
     return _real_rows([prompts[n] for n in chosen]), {"pool": pool_summary(cat),
                                                        "packages": ASTERISK_PACKAGES}
 
@@ -235,7 +235,7 @@ def build_tts(spec: dict, threads: int = 1) -> tuple[list[dict], dict]:
     cat = _catalog(spec)
     voices = _voices(spec, 3)
     sentences = {s.sentence_id: s for s in cat.eligible("test")}
-    chosen = select(sentences, max_utts_of(spec), int(spec.get("seed", 0)))
+    chosen = select(sentences, max_utts_of(spec), int(dataset_option(spec, "seed")))
     rows = _tts_rows([sentences[k] for k in chosen], voices, threads)
     return rows, {"pool": pool_summary(cat), "packages": ASTERISK_PACKAGES[1:] + voice_packages(voices)}
 
@@ -248,7 +248,7 @@ def build_calib(spec: dict, threads: int = 1) -> tuple[list[dict], dict]:
     frac = float(spec.get("real_fraction", 0.5 if voices else 1.0))
     if not 0.0 <= frac <= 1.0 or (frac < 1.0 and not voices):
         raise ValueError(f"real_fraction {frac}: expected 0..1, and 1 when no voices are given")
-    seed = int(spec.get("seed", 0))
+    seed = int(dataset_option(spec, "seed"))
     eligible = cat.eligible("calib")
     prompts = {p.name: (p, s) for s in eligible for p in s.prompts}
     sentences = {s.sentence_id: s for s in eligible}
@@ -278,7 +278,7 @@ def build_degraded(spec: dict, inputs: dict[str, Path], threads: int = 1) -> tup
     if isinstance(prov, dict) and (prov.get("spec") or {}).get("kind") == "calib":
         raise ValueError(f"{src}: is a calibration split; a degraded test split must not be built from it")
     table = pq.read_table(src, schema=AUDIO_SCHEMA).sort_by("id")
-    seed = int(spec.get("seed", 0))
+    seed = int(dataset_option(spec, "seed"))
     rows = []
     for i, r in enumerate(table.to_pylist()):
         deg, tag = degs[i % len(degs)], tags[i % len(degs)]
