@@ -128,7 +128,9 @@ def parse_policy(spec: dict[str, Any], where: str = "claims") -> Policy:
     unknown = set(raw) - {"method", "alpha", "family"}
     if unknown:
         _fail(at, f"unknown keys {sorted(unknown)}; expected method, alpha, family")
-    method, family, alpha = str(raw.get("method", "bonferroni")), str(raw.get("family", "deciding")), raw.get("alpha", 0.05)
+    default = Policy()
+    method, family = str(raw.get("method", default.method)), str(raw.get("family", default.family))
+    alpha = raw.get("alpha", default.alpha)
     if method not in MULTIPLICITY_METHODS:
         _fail(at, f"method {method!r}: expected one of {list(MULTIPLICITY_METHODS)}")
     if family not in FAMILIES:

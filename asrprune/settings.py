@@ -42,9 +42,9 @@ def schema_defaults(section: str) -> dict[str, Any]:
 
 
 def dataset_option(spec: dict[str, Any], key: str) -> Any:
-    """A data set entry's `key`: as the config gives it, else the schema's default, which is applied
-    here, where it is read, and never written into the config (x-applied-when-read), so a data
-    set's store key is what its config wrote."""
+    """A data set entry's `key`: as the config gives it, else the schema's default. A default marked
+    x-applied-when-read is applied only here, never written into the config, so a data set's store
+    key is what its config wrote (an unmarked one, `role`, validation has filled in already)."""
     if key in spec:
         return spec[key]
     return schema()["$defs"]["dataset"]["properties"][key]["default"]

@@ -48,13 +48,12 @@ def decode_variant(
     import torch
 
     from asrprune.decode import decode_frame
-    from asrprune.settings import resolve_device
-    from asrprune.encoder_states import CacheSpec
     from asrprune.encoder_cache import EncoderCache, changed_tensors, resume_boundary, target_boundaries
+    from asrprune.encoder_states import CacheSpec
     from asrprune.io import read_split, sha256_file
     from asrprune.masks import apply_masks, check_base, load_mask_set
     from asrprune.models.load import generation_prompt_ids, load_model, read_model_manifest
-    from asrprune.settings import DecodeSettings, ExecutionSettings
+    from asrprune.settings import DecodeSettings, ExecutionSettings, resolve_device
 
     settings = DecodeSettings.from_config(decoding)
     run_as = ExecutionSettings.from_config(execution)

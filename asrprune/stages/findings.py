@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -74,8 +75,7 @@ def write_findings(
     if claims_file:
         from asrprune.claims_file import load_policy
 
-        p = load_policy(claims_file)
-        policy = {"method": p.method, "alpha": p.alpha, "family": p.family}
+        policy = asdict(load_policy(claims_file))
     text = findings_markdown(claims, wer, timing, config_hash=config_hash, config_name=config_name,
                              previous=previous, policy=policy)
     with atomic_path(out_md) as tmp:
